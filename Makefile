@@ -35,3 +35,9 @@ lint: setup
 
 data: setup
 	$(PY) -m data_prep --input $(RAW) $(if $(VALIDATION),--validation $(VALIDATION)) --output $(DATA)
+
+tiny: setup
+	$(PY) -m gonggam.tiny --corpus $(DATA)/train.jsonl --output $(TINY)
+
+train: setup
+	$(PY) train_lora.py --config $(CONFIG)

@@ -1,0 +1,115 @@
+"""Build, offline and in seconds, a tiny model directory that loads exactly like the real Polyglot base.
+
+    python -m gonggam.tiny --corpus data/processed/train.jsonl --output models/tiny-polyglot
+
+A byte-level BPE tokenizer trained on the corpus, with Polyglot-ko's special tokens (<|endoftext|> = 2) and
+its token_type_ids; a GPT-NeoX with Polyglot's structure (parallel residual, rotary_pct 0.25) scaled down,
+randomly initialised from a fixed seed. Its config repeats the real one's eos_token_id 0, so that the code
+which sets EOS to 2 is exercised by every test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|unused0|>", "<|unused1|>", "<|endoftext|>", "<|sep|>", "<|acc|>", "<|tel|>", "<|rrn|>"]
+
+# Polyglot-ko-5.8B's shape (used by the benchmarks) and the tiny one (tests and the demo).
+POLYGLOT_5_8B_SHAPE = dict(
+    hidden_size=4096, num_hidden_layers=28, num_attention_heads=16, intermediate_size=16384, vocab_size=30080
+)
+TINY_SHAPE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512)
+
+
+def corpus_texts(corpus: Path) -> Iterator[str]:
+    """Every message of a processed JSONL corpus, plus the prompt markers the chat template adds."""
+    yield "### 질문: \n\n### 답변:"
+    with corpus.open(encoding="utf-8") as lines:
+        for line in lines:
+            for message in json.loads(line)["messages"]:
+                yield message["content"]
+
+
+def train_tokenizer(texts: Iterator[str], vocab_size: int = 4000):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[3:],
+        # Polyglot's tokenizer returns token_type_ids, which GPT-NeoX's generate() rejects: keep that trap.
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_max_length=1024,
+    )
+
+
+def neox_config(vocab_size: int, **shape: int):
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        vocab_size=vocab_size,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+        rotary_emb_base=10000,
+        use_parallel_residual=True,
+        hidden_act="gelu",
+        tie_word_embeddings=False,
+        # The real config.json says 0 here although the tokenizer's EOS is 2 (see gonggam.chat).
+        bos_token_id=0,
+        eos_token_id=0,
+        **shape,
+    )
+
+
+def build_tiny(corpus: Path, output: Path, seed: int = 0, vocab_size: int = 4000) -> Path:
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+    if not corpus.is_file():
+        raise FileNotFoundError(f"{corpus} does not exist: run `make data` first.")
+    tokenizer = train_tokenizer(corpus_texts(corpus), vocab_size)
+    # A multiple of 64 like the real vocab (30080), so that shapes stay friendly to quantisation blocks.
+    padded_vocab = -(-len(tokenizer) // 64) * 64
+    torch.manual_seed(seed)
+    model = GPTNeoXForCausalLM(neox_config(padded_vocab, **TINY_SHAPE))
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path("data/processed/train.jsonl"))
+    parser.add_argument("--output", type=Path, default=Path("models/tiny-polyglot"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=4000)
+    args = parser.parse_args(argv)
+    try:
+        path = build_tiny(args.corpus, args.output, args.seed, args.vocab_size)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"tiny Polyglot-shaped model written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Session fixtures: the shipped sample corpus processed once, and the tiny Polyglot-shaped model built once.
+
+Everything here is real: the data_prep CLI, a BPE tokenizer trained on the corpus, a GPT-NeoX on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_TRAIN = ROOT / "data" / "sample" / "sample_Training.json"
+SAMPLE_VALIDATION = ROOT / "data" / "sample" / "sample_Validation.json"
+
+# The Hub cannot be reached here; say so up front instead of letting libraries try and time out.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_cli(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: int = 600):
+    """Run a project command the way a user does, with the project's interpreter."""
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def processed(tmp_path_factory) -> Path:
+    """data/processed for the shipped sample: train.jsonl, validation.jsonl, stats.json."""
+    out = tmp_path_factory.mktemp("data") / "processed"
+    done = run_cli(
+        "-m",
+        "data_prep",
+        "--input",
+        SAMPLE_TRAIN,
+        "--validation",
+        SAMPLE_VALIDATION,
+        "--output",
+        out,
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(processed, tmp_path_factory) -> Path:
+    from gonggam.tiny import build_tiny
+
+    return build_tiny(processed / "train.jsonl", tmp_path_factory.mktemp("models") / "tiny-polyglot")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model):
+    from gonggam.modeling import load_tokenizer
+
+    return load_tokenizer(str(tiny_model))
