@@ -41,3 +41,31 @@ tiny: setup
 
 train: setup
 	$(PY) train_lora.py --config $(CONFIG)
+
+ADAPTER ?= $(shell ls -td adapters/*/ 2>/dev/null | head -1 | sed 's:/$$::')
+MERGED ?= merged/$(notdir $(ADAPTER))
+
+merge: setup
+	@test -n "$(ADAPTER)" || { echo "error: no adapter in adapters/: run make train first." >&2; exit 2; }
+	$(PY) merge_adapter.py --adapter $(ADAPTER) --output $(MERGED) --overwrite
+
+PROMPT ?= 오늘 시험 망쳐서 우울해
+infer: setup
+	$(PY) infer.py --prompt "$(PROMPT)"
+
+push: setup
+	@test -n "$(REPO)" || { echo "error: set REPO=USER/NAME (the Hub repo to push to)." >&2; exit 2; }
+	$(PY) push_adapter.py --adapter $(ADAPTER) --repo-id $(REPO)
+
+# The whole pipeline offline on the shipped sample, on the CPU: data -> tiny model -> 4-bit QLoRA -> merge -> answers.
+demo: setup
+	$(MAKE) --no-print-directory data
+	$(MAKE) --no-print-directory tiny
+	$(PY) train_lora.py --config configs/tiny-cpu.yaml
+	$(PY) merge_adapter.py --adapter adapters/tiny-cpu --output merged/tiny-cpu --dtype float32 --overwrite
+	$(PY) infer.py --model merged/tiny-cpu --input data/demo_prompts.txt --seed 0 --output reports/demo_replies.jsonl
+	$(PY) -c "import json; [print(f\"[{r['safety']['level']:>7}] {r['prompt']}\n          -> {r['response']}\") for r in map(json.loads, open('reports/demo_replies.jsonl', encoding='utf-8'))]"
+	@echo "The tiny model shows the pipeline working, not the quality of a 5.8B fine-tune."
+
+clean:
+	rm -rf data/processed models/tiny-polyglot adapters/tiny-cpu merged/tiny-cpu reports/demo_replies.jsonl

@@ -22,6 +22,8 @@ def parse(argv: list[str] | None = None):
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
     try:
         return parser.parse_args_and_config(args=argv)
+    except OSError as error:
+        raise UserError(f"cannot read the config file ({error}): pass one of configs/*.yaml.") from error
     except ValueError as error:  # an unknown YAML key or a bad value; argparse reports CLI mistakes itself
         raise UserError(f"{str(error).splitlines()[0]} Fix the config file or the flag.") from error
 

@@ -23,6 +23,7 @@ POLYGLOT_5_8B_SHAPE = dict(
     hidden_size=4096, num_hidden_layers=28, num_attention_heads=16, intermediate_size=16384, vocab_size=30080
 )
 TINY_SHAPE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512)
+HEAD_SCALE = 10.0
 
 
 def corpus_texts(corpus: Path) -> Iterator[str]:
@@ -34,7 +35,7 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
                 yield message["content"]
 
 
-def train_tokenizer(texts: Iterator[str], vocab_size: int = 4000):
+def train_tokenizer(texts: Iterator[str], vocab_size: int = 2000):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -78,7 +79,7 @@ def neox_config(vocab_size: int, **shape: int):
     )
 
 
-def build_tiny(corpus: Path, output: Path, seed: int = 0, vocab_size: int = 4000) -> Path:
+def build_tiny(corpus: Path, output: Path, seed: int = 0, vocab_size: int = 2000) -> Path:
     import torch
     from transformers import GPTNeoXForCausalLM
 
@@ -89,6 +90,11 @@ def build_tiny(corpus: Path, output: Path, seed: int = 0, vocab_size: int = 4000
     padded_vocab = -(-len(tokenizer) // 64) * 64
     torch.manual_seed(seed)
     model = GPTNeoXForCausalLM(neox_config(padded_vocab, **TINY_SHAPE))
+    # LoRA leaves the head frozen. At the usual init (std 0.02) a 128-wide random head can only produce logits
+    # within about ±3, too flat for any peaked distribution over the vocabulary, so no adapter could lower the
+    # loss much. A pretrained head has no such cap; scaling this one gives the tiny model room to learn.
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(HEAD_SCALE)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=Path("data/processed/train.jsonl"))
     parser.add_argument("--output", type=Path, default=Path("models/tiny-polyglot"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=4000)
+    parser.add_argument("--vocab-size", type=int, default=2000)
     args = parser.parse_args(argv)
     try:
         path = build_tiny(args.corpus, args.output, args.seed, args.vocab_size)

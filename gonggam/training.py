@@ -148,8 +148,9 @@ def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> 
     from gonggam.card import training_hyperparameters, write_card
     from gonggam.plots import plot_loss
 
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = build_trainer(script_args, training_args, model_args)
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     history = trainer.state.log_history
     evaluated = [row for row in history if "eval_loss" in row]
     if trainer.eval_dataset is not None and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
@@ -192,6 +193,22 @@ def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> 
     if hasattr(trainer, "end"):
         trainer.end()
     return results
+
+
+def resolve_checkpoint(value: str | bool | None, output_dir: str) -> str | None:
+    """`true` means the newest checkpoint-N in output_dir; a path must exist."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if value in (None, False, "", "false", "False"):
+        return None
+    if value in (True, "true", "True"):
+        newest = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if newest is None:
+            raise UserError(f"there is no checkpoint-N in {output_dir} to resume from: drop --resume_from_checkpoint.")
+        return newest
+    if not Path(value).is_dir():
+        raise UserError(f"the checkpoint {value} does not exist: pass a checkpoint-N directory or `true`.")
+    return str(value)
 
 
 def save_resolved_config(path: Path, *dataclass_args: Any) -> None:

@@ -23,22 +23,39 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_cli(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: int = 600):
+def run_cli(
+    *args: str | Path,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    timeout: int = 600,
+    input: str | None = None,
+):
     """Run a project command the way a user does, with the project's interpreter."""
+    environment = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    for name in unset:
+        environment.pop(name, None)
     return subprocess.run(
         [sys.executable, *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env=environment,
+        input=input,
     )
 
 
 @pytest.fixture(scope="session")
-def processed(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory) -> Path:
+    """A project-shaped working directory (data/processed, models/, adapters/) where commands run as a user's."""
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="session")
+def processed(workdir) -> Path:
     """data/processed for the shipped sample: train.jsonl, validation.jsonl, stats.json."""
-    out = tmp_path_factory.mktemp("data") / "processed"
+    out = workdir / "data" / "processed"
     done = run_cli(
         "-m",
         "data_prep",
@@ -55,10 +72,26 @@ def processed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(processed, tmp_path_factory) -> Path:
+def tiny_model(processed, workdir) -> Path:
     from gonggam.tiny import build_tiny
 
-    return build_tiny(processed / "train.jsonl", tmp_path_factory.mktemp("models") / "tiny-polyglot")
+    return build_tiny(processed / "train.jsonl", workdir / "models" / "tiny-polyglot")
+
+
+def train(workdir: Path, *overrides: str, env: dict[str, str] | None = None, launcher: tuple[str, ...] = ()):
+    """train_lora.py with configs/tiny-cpu.yaml, run from the project-shaped workdir."""
+    return run_cli(
+        *launcher, ROOT / "train_lora.py", "--config", ROOT / "configs" / "tiny-cpu.yaml", *overrides,
+        cwd=workdir, env=env,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(workdir, tiny_model) -> Path:
+    """The demo's training run, unchanged: 4-bit QLoRA of the tiny model on the sample, on the CPU."""
+    done = train(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir / "adapters" / "tiny-cpu"
 
 
 @pytest.fixture(scope="session")
