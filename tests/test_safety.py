@@ -1,0 +1,267 @@
+"""The safety layer on its probe set, its fixed texts, the conversation rule and the normalisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import unicodedata
+
+import pytest
+from safety_probes import (
+    CONCERN_PROBES,
+    CRISIS_PROBES,
+    EVERYDAY_PROBES,
+    IDIOM_PROBES,
+    MENTION_PROBES,
+    NON_CRISIS_PROBES,
+    OUTPUT_METHOD_PROBES,
+    OUTPUT_SAFE_PROBES,
+)
+
+from gonggam import safety
+from gonggam.safety import (
+    CONCERN_FOOTER,
+    CRISIS_REPLY,
+    Assessment,
+    assess_conversation,
+    assess_message,
+    check_output,
+    guard_reply,
+    normalise,
+    should_generate,
+)
+
+
+def levels_other_than(level: str, probes: list[str]) -> list[tuple[str, Assessment]]:
+    """The probes whose level is not `level`, with their assessment, for a readable failure."""
+    return [(p, a) for p in probes if (a := assess_message(p)).level != level]
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+# --- the probe set -----------------------------------------------------------------------------------
+
+
+def test_probe_sets_are_big_enough_and_disjoint():
+    assert len(CRISIS_PROBES) >= 60
+    assert len(NON_CRISIS_PROBES) >= 60
+    assert len(CONCERN_PROBES) >= 5
+    assert not set(CRISIS_PROBES) & set(NON_CRISIS_PROBES)
+    assert len(set(CRISIS_PROBES)) == len(CRISIS_PROBES)
+
+
+def test_every_crisis_probe_is_crisis():
+    assert levels_other_than("crisis", CRISIS_PROBES) == []
+
+
+def test_false_crisis_rate_is_at_most_five_percent():
+    false_crisis = [p for p in NON_CRISIS_PROBES if assess_message(p).level == "crisis"]
+    assert len(false_crisis) <= 0.05 * len(NON_CRISIS_PROBES), false_crisis
+
+
+def test_idioms_are_none():
+    assert levels_other_than("none", IDIOM_PROBES) == []
+
+
+def test_third_party_factual_and_everyday_messages_are_none():
+    assert levels_other_than("none", MENTION_PROBES + EVERYDAY_PROBES) == []
+
+
+def test_hopelessness_negation_and_third_party_reports_are_concern():
+    assert levels_other_than("concern", CONCERN_PROBES) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("힘들어 죽겠어", "none"),  # the idiom
+        ("너무 힘들어서 죽고 싶어", "crisis"),  # the same hardship, stated as a wish
+        ("나 같은 건 없어져도 아무도 모를 거야", "crisis"),  # burdensomeness: documented as crisis
+        ("죽고 싶진 않아", "concern"),
+        ("죽고 싶지 않다면 거짓말이야", "crisis"),
+        ("친구가 죽고 싶다고 했어", "concern"),
+        ("엄마한테 죽고 싶다고 말했어", "crisis"),  # told to someone: still the user's own wish
+        ("ㅈㅅ합니다", "none"),  # 죄송합니다
+        ("ㅈㅅ하고 싶다", "crisis"),
+        ("글 자삭할래", "none"),  # 자진 삭제
+        ("이렇게 살기 싫어", "concern"),
+        ("엄마랑 살기 싫어", "none"),
+        ("살기 싫어", "crisis"),
+    ],
+)
+def test_documented_decisions(message, level):
+    assert assess_message(message).level == level
+
+
+def test_words_glued_by_removed_spaces_are_not_matched_but_unspaced_typing_is():
+    assert assess_message("의자 살 계획이야").level == "none"  # 의자|살 → …자살…
+    assert assess_message("호박죽 고파").level == "none"  # 호박죽|고파 → …죽고파
+    assert assess_message("나자살하고싶어").level == "crisis"
+    assert assess_message("힘들어서죽고 싶어").level == "crisis"
+
+
+def test_reasons_are_rule_names_never_user_text():
+    for probe in CRISIS_PROBES + NON_CRISIS_PROBES:
+        for reason in assess_message(probe).reasons:
+            assert re.fullmatch(r"[a-z_]+", reason), reason
+    crisis = assess_message("죽고 싶어")
+    assert crisis.reasons and "죽" not in "".join(crisis.reasons)
+    assert assess_message("오늘 날씨 좋다") == Assessment("none", ())
+
+
+def test_assessment_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        assess_message("죽고 싶어").level = "none"  # type: ignore[misc]
+
+
+# --- the fixed texts ---------------------------------------------------------------------------------
+
+
+def test_crisis_reply_gives_every_number_politely():
+    for needed in ("109", "24시간", "마들랜", "문자", "119", "112"):
+        assert needed in CRISIS_REPLY, needed
+    assert re.search(r"(요|다)\.?$", CRISIS_REPLY.strip())  # 존댓말 to the end
+    assert "109" in CONCERN_FOOTER
+
+
+def test_retired_1393_appears_nowhere():
+    texts = [value for value in vars(safety).values() if isinstance(value, str)]
+    texts += [guard_reply(Assessment(level, ()), "힘드셨겠어요.")[0] for level in ("crisis", "concern", "none")]
+    assert texts and all("1393" not in text for text in texts)
+    assert "1393" not in inspect.getsource(safety)
+
+
+def test_the_layers_own_texts_do_not_trip_its_checks():
+    # The crisis reply ends up in the history and in eval dumps: it must read as safe both ways.
+    for text in (CRISIS_REPLY, CONCERN_FOOTER):
+        assert assess_message(text).level == "none"
+        assert check_output(text).level == "none"
+
+
+# --- the model's output ------------------------------------------------------------------------------
+
+
+def test_output_check_catches_every_method_probe():
+    assert [p for p in OUTPUT_METHOD_PROBES if check_output(p).level != "crisis"] == []
+
+
+def test_output_check_passes_ordinary_empathetic_replies():
+    assert [(p, check_output(p)) for p in OUTPUT_SAFE_PROBES if check_output(p).level != "none"] == []
+
+
+# --- guard_reply -------------------------------------------------------------------------------------
+
+
+def test_crisis_gets_the_fixed_reply_without_the_model():
+    crisis = assess_message("죽고 싶어")
+    assert not should_generate(crisis)
+    assert guard_reply(crisis, None) == (CRISIS_REPLY, "safety")
+    assert guard_reply(crisis, "모델의 답") == (CRISIS_REPLY, "safety")
+
+
+def test_concern_keeps_the_reply_as_a_prefix_and_adds_the_footer():
+    concern = assess_message("사는 게 의미가 없어")
+    assert should_generate(concern)
+    reply = "많이 지치셨군요. "
+    text, tag = guard_reply(concern, reply)
+    assert tag == ""
+    assert text.startswith(reply) and text.endswith(CONCERN_FOOTER)
+    already = "힘드시면 109에 전화해 주세요."
+    assert guard_reply(concern, already) == (already, "")  # no second line with the same number
+
+
+def test_none_leaves_the_reply_untouched():
+    reply = "배가 많이 고프셨군요! 맛있는 거 드세요."
+    assert guard_reply(assess_message("배고파 죽겠다"), reply) == (reply, "")
+
+
+def test_a_reply_describing_a_method_is_replaced_whatever_the_message():
+    for message in ("오늘 날씨 좋다", "사는 게 의미가 없어"):
+        assert guard_reply(assess_message(message), OUTPUT_METHOD_PROBES[0]) == (CRISIS_REPLY, "safety")
+
+
+def test_a_non_crisis_message_without_a_reply_is_a_caller_error():
+    with pytest.raises(ValueError, match="needs the model's reply"):
+        guard_reply(Assessment("none", ()), None)
+
+
+# --- assess_conversation -----------------------------------------------------------------------------
+
+
+def test_the_latest_user_message_decides():
+    assert assess_conversation([user("배고파"), assistant("뭐 드실래요?"), user("죽고 싶어")]).level == "crisis"
+    assert assess_conversation([user("사는 게 의미가 없어"), user("밥 먹었어")]).level == "none"
+    assert assess_conversation([user("오늘 날씨 좋다")]) == Assessment("none", ())
+
+
+def test_an_earlier_crisis_keeps_later_turns_at_concern():
+    messages = [user("죽고 싶어"), assistant(CRISIS_REPLY), user("고마워요")]
+    result = assess_conversation(messages)
+    assert result.level == "concern"
+    assert "earlier_crisis" in result.reasons
+    text, tag = guard_reply(result, "천만에요.")
+    assert tag == "" and "109" in text
+
+
+def test_assistant_turns_are_not_assessed():
+    messages = [user("영화 봤어"), assistant("주인공이 죽고 싶다고 했죠."), user("응 재밌었어")]
+    assert assess_conversation(messages).level == "none"
+
+
+def test_a_phrase_split_across_two_messages_is_crisis():
+    assert assess_conversation([user("죽고"), user("싶어")]).level == "crisis"
+    assert assess_conversation([user("의자"), user("살 생각이야")]).level == "none"
+
+
+def test_a_conversation_without_user_text_is_none():
+    assert assess_conversation([]) == Assessment("none", ())
+    assert assess_conversation([assistant("안녕하세요"), {"role": "user", "content": None}]).level == "none"
+
+
+# --- normalise ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("죽 고 싶 어", "죽고싶어"),
+        ("죽.고!싶?어~", "죽고싶어"),
+        ("죽\u200b고\u200c싶\u2060어\ufeff", "죽고싶어"),  # zero-width characters
+        ("죽\u3164고싶어", "죽고싶어"),  # the Hangul filler, invisible
+        ("죽고싶어어어어", "죽고싶어"),
+        ("죽고싶ㅓㅓㅓ ㅠㅠ ㅋㅋㅋ", "죽고싶"),
+        ("ㅈㅜㄱㄱㅗ ㅅㅣㅍㅇㅓ", "죽고싶어"),  # loose jamo
+        ("주ㄱ고 싶어", "죽고싶어"),
+        ("ㅈㅅ", "ㅈㅅ"),  # consonant slang stays
+        ("I'm SUICIDAL 😢 123", "imsuicidal"),
+        ("Ｋｍｓ", "kms"),  # full-width latin
+    ],
+)
+def test_normalise(raw, expected):
+    assert normalise(raw) == expected
+
+
+def test_normalise_composes_nfd():
+    decomposed = unicodedata.normalize("NFD", "자살하고 싶어요")
+    assert decomposed != "자살하고 싶어요"
+    assert normalise(decomposed) == "자살하고싶어요"
+    assert assess_message(decomposed).level == "crisis"
+
+
+def test_rules_are_written_in_normalised_form():
+    # normalise collapses doubled letters, so a pattern with one (영영, kill) could never match.
+    rules = safety._EXCEPTIONS + safety._CRISIS_RULES + safety._CONCERN_RULES + safety._OUTPUT_RULES
+    doubled = [
+        (rule.name, m.group())
+        for rule in rules
+        for pattern in rule.patterns
+        for m in re.finditer(r"([가-힣a-z])\1", pattern.pattern)
+    ]
+    assert doubled == []
