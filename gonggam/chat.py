@@ -5,6 +5,7 @@ One source of truth per fact: every script imports these rather than restating t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ BASE_MODEL_ID = "beomi/KoAlpaca-Polyglot-5.8B"
 # eos_token_id 0. A model whose config says 0 never stops at the token it was trained to end replies with.
 EOS_TOKEN = "<|endoftext|>"
 EOS_TOKEN_ID = 2
-# Polyglot replaces personal data in its pre-training text with these placeholders; they leak into samples.
-PII_PLACEHOLDERS = ("<|acc|>", "<|tel|>", "<|rrn|>")
+# Polyglot replaces personal data in its pre-training text with placeholders (<|acc|>, <|tel|>, <|rrn|>); they
+# and its other <|...|> tokens leak into samples and must never be shown.
+SPECIAL_TOKEN = re.compile(r"<\|[a-z0-9_]+\|>")
 TURN_MARKER = "###"
 
 CHAT_TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
@@ -70,6 +72,5 @@ def clean_reply(text: str) -> str:
     """Cut a generated reply at the next turn marker and drop Polyglot's PII placeholders."""
     text = text.split(EOS_TOKEN, 1)[0]
     text = text.split(TURN_MARKER, 1)[0]
-    for placeholder in PII_PLACEHOLDERS:
-        text = text.replace(placeholder, "")
+    text = SPECIAL_TOKEN.sub("", text).replace("\ufffd", "")  # placeholders, and bytes cut mid-character
     return " ".join(text.split())
