@@ -69,3 +69,13 @@ demo: setup
 
 clean:
 	rm -rf data/processed models/tiny-polyglot adapters/tiny-cpu merged/tiny-cpu reports/demo_replies.jsonl
+
+EVAL_DATA ?= $(DATA)/validation.jsonl
+eval: setup
+	$(PY) eval.py --model $(MERGED) --data $(EVAL_DATA) --output reports/$(notdir $(MERGED))
+
+# The CPU benchmarks (tiny model); on a CUDA machine add --shape polyglot-5.8b to the last two by hand.
+bench: setup
+	$(PY) bench/data_prep.py
+	$(PY) bench/train_throughput.py --warmup 3 --steps 12 --attention sdpa --geometry 1x512 4x512 1x1024
+	$(PY) bench/generate.py --runs 3

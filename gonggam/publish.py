@@ -82,7 +82,7 @@ def adapter_loads(folder: Path) -> str | None:
     if not shapes:
         return "adapter_model.safetensors holds no tensors"
     for name, shape in shapes.items():
-        if "lora_A" in name and shape[0] != config.r or "lora_B" in name and shape[1] != config.r:
+        if ("lora_A" in name and shape[0] != config.r) or ("lora_B" in name and shape[1] != config.r):
             return f"tensor {name} has shape {shape}, not rank {config.r}"
     return None
 

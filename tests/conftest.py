@@ -81,8 +81,13 @@ def tiny_model(processed, workdir) -> Path:
 def train(workdir: Path, *overrides: str, env: dict[str, str] | None = None, launcher: tuple[str, ...] = ()):
     """train_lora.py with configs/tiny-cpu.yaml, run from the project-shaped workdir."""
     return run_cli(
-        *launcher, ROOT / "train_lora.py", "--config", ROOT / "configs" / "tiny-cpu.yaml", *overrides,
-        cwd=workdir, env=env,
+        *launcher,
+        ROOT / "train_lora.py",
+        "--config",
+        ROOT / "configs" / "tiny-cpu.yaml",
+        *overrides,
+        cwd=workdir,
+        env=env,
     )
 
 

@@ -45,7 +45,7 @@ def test_merged_equals_base_plus_adapter(workdir, merged, trained_adapter, tiny_
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from gonggam.merge import CHECK_PROMPTS, logits_on
+    from gonggam.merge import logits_on
     from gonggam.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(str(trained_adapter))
@@ -58,11 +58,10 @@ def test_merged_equals_base_plus_adapter(workdir, merged, trained_adapter, tiny_
         assert (a - c).abs().max() > 1e-2  # the adapter changed something
 
 
-def test_merge_refuses_existing_output_and_wrong_base(workdir, trained_adapter, merged, tmp_path):
+def test_merge_refuses_existing_output_and_missing_adapter(workdir, trained_adapter, merged, tmp_path):
     done = run_cli(ROOT / "merge_adapter.py", "--adapter", trained_adapter, "--output", merged, cwd=workdir)
     assert done.returncode == 2 and "--overwrite" in done.stderr.strip().splitlines()[-1]
-    # A different base of the same shape: the adapter loads, but merged != base + adapter can't be claimed
-    # ... it can: merging is exact for any base. A missing adapter is the user error to check instead.
+    # A folder without an adapter: one sentence, exit 2, nothing written.
     done = run_cli(ROOT / "merge_adapter.py", "--adapter", tmp_path, "--output", tmp_path / "out", cwd=workdir)
     assert done.returncode == 2 and "make train" in done.stderr and not (tmp_path / "out").exists()
 
@@ -87,7 +86,9 @@ def test_merge_verification_blocks_a_bad_merge(workdir, trained_adapter, tmp_pat
 
 
 def test_infer_prints_only_the_reply(workdir, merged):
-    done = run_cli(ROOT / "infer.py", "--model", merged, "--prompt", "오늘 시험 망쳐서 우울해", "--seed", "0", cwd=workdir)
+    done = run_cli(
+        ROOT / "infer.py", "--model", merged, "--prompt", "오늘 시험 망쳐서 우울해", "--seed", "0", cwd=workdir
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].strip()
@@ -95,7 +96,9 @@ def test_infer_prints_only_the_reply(workdir, merged):
 
 
 def test_infer_json_and_newest_merged_default(workdir, merged):
-    done = run_cli(ROOT / "infer.py", "--prompt", "엄마한테 혼날 거 같아서 불안해", "--json", "--seed", "1", cwd=workdir)
+    done = run_cli(
+        ROOT / "infer.py", "--prompt", "엄마한테 혼날 거 같아서 불안해", "--json", "--seed", "1", cwd=workdir
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout)
     assert set(record) == {"prompt", "response", "safety", "stopped_by", "new_tokens"}
@@ -120,24 +123,48 @@ def test_infer_batch_file_with_adapter(workdir, trained_adapter, tmp_path):
         ]
     }
     prompts.write_text(
-        "오늘 시험 망쳐서 우울해\n사는 게 아무 의미가 없는 것 같아\n" + json.dumps(conversation, ensure_ascii=False) + "\n",
+        "오늘 시험 망쳐서 우울해\n사는 게 아무 의미가 없는 것 같아\n"
+        + json.dumps(conversation, ensure_ascii=False)
+        + "\n",
         encoding="utf-8",
     )
     out = tmp_path / "replies.jsonl"
     done = run_cli(
-        ROOT / "infer.py", "--adapter", trained_adapter, "--input", prompts, "--output", out,
-        "--max-new-tokens", "16", "--seed", "0", cwd=workdir,
+        ROOT / "infer.py",
+        "--adapter",
+        trained_adapter,
+        "--input",
+        prompts,
+        "--output",
+        out,
+        "--max-new-tokens",
+        "16",
+        "--seed",
+        "0",
+        cwd=workdir,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["prompt"] for r in records] == ["오늘 시험 망쳐서 우울해", "사는 게 아무 의미가 없는 것 같아", "주말에도 일해야 해."]
+    assert [r["prompt"] for r in records] == [
+        "오늘 시험 망쳐서 우울해",
+        "사는 게 아무 의미가 없는 것 같아",
+        "주말에도 일해야 해.",
+    ]
     assert records[1]["safety"]["level"] == "concern" and "109" in records[1]["response"]
     assert all(r["new_tokens"] <= 16 for r in records)
 
 
 def test_infer_chat_keeps_history_and_streams(workdir, merged):
     done = run_cli(
-        ROOT / "infer.py", "--model", merged, "--chat", "--max-new-tokens", "12", "--seed", "0", cwd=workdir,
+        ROOT / "infer.py",
+        "--model",
+        merged,
+        "--chat",
+        "--max-new-tokens",
+        "12",
+        "--seed",
+        "0",
+        cwd=workdir,
         input="오늘 너무 피곤해\n내일은 좀 쉬려고\n\n",
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -159,7 +186,7 @@ def test_reply_only_no_repeat_leaves_eos_free():
     scores = torch.zeros(1, 20)
     assert NoRepeatNGramLogitsProcessor(6)(ids, scores.clone())[0, 2] == -float("inf")
     assert ReplyNoRepeatNGram(6, len(prompt))(ids, scores.clone())[0, 2] == 0
-    looping = torch.tensor([prompt + [3, 4, 5, 6, 7, 8, 3, 4, 5, 6, 7]])
+    looping = torch.tensor([[*prompt, 3, 4, 5, 6, 7, 8, 3, 4, 5, 6, 7]])
     assert ReplyNoRepeatNGram(6, len(prompt))(looping, scores.clone())[0, 8] == -float("inf")
 
 
@@ -190,7 +217,9 @@ def publishable(trained_adapter, tmp_path):
     shutil.copytree(trained_adapter, folder)
     for name in ("README.md", "adapter_config.json", "run_config.yaml"):
         path = folder / name
-        path.write_text(path.read_text(encoding="utf-8").replace("models/tiny-polyglot", "beomi/KoAlpaca-Polyglot-5.8B"))
+        path.write_text(
+            path.read_text(encoding="utf-8").replace("models/tiny-polyglot", "beomi/KoAlpaca-Polyglot-5.8B")
+        )
     return folder
 
 
@@ -240,7 +269,9 @@ def test_push_never_prints_the_token(publishable, monkeypatch, capsys):
 def test_push_checks_refuse_what_must_not_be_published(workdir, publishable, damage, expected):
     if damage == "local_base":  # the tiny model's adapter, pushed from the project where models/tiny-polyglot is
         card = publishable / "README.md"
-        card.write_text(card.read_text(encoding="utf-8").replace("beomi/KoAlpaca-Polyglot-5.8B", "models/tiny-polyglot"))
+        card.write_text(
+            card.read_text(encoding="utf-8").replace("beomi/KoAlpaca-Polyglot-5.8B", "models/tiny-polyglot")
+        )
     elif damage == "machine_path":
         config = publishable / "adapter_config.json"
         data = json.loads(config.read_text())

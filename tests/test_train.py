@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
 import yaml
@@ -87,9 +86,20 @@ def test_resume_continues_steps_and_losses(workdir, tiny_model, tmp_path):
 def test_wandb_logs_offline_without_a_key(workdir, tiny_model, tmp_path):
     env = {"WANDB_DIR": str(tmp_path), "WANDB_API_KEY": "", "WANDB_SILENT": "true"}
     done = run_cli(
-        ROOT / "train_lora.py", "--config", ROOT / "configs" / "tiny-cpu.yaml", "--report_to", "wandb",
-        "--max_steps", "3", "--eval_strategy", "no", "--output_dir", f"adapters/wandb-{tmp_path.name}",
-        cwd=workdir, env=env, unset=("WANDB_MODE", "WANDB_API_KEY"),
+        ROOT / "train_lora.py",
+        "--config",
+        ROOT / "configs" / "tiny-cpu.yaml",
+        "--report_to",
+        "wandb",
+        "--max_steps",
+        "3",
+        "--eval_strategy",
+        "no",
+        "--output_dir",
+        f"adapters/wandb-{tmp_path.name}",
+        cwd=workdir,
+        env=env,
+        unset=("WANDB_MODE", "WANDB_API_KEY"),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
@@ -132,8 +142,12 @@ def test_unknown_config_key_is_named(workdir, tiny_model, tmp_path):
 def test_accelerate_launch_trains_in_two_processes(workdir, tiny_model, tmp_path):
     output = f"adapters/ddp-{tmp_path.name}"
     launcher = (
-        "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
-        "--num_processes", "2",
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+        "--num_processes",
+        "2",
     )
     done = train(workdir, "--max_steps", "4", "--eval_strategy", "no", "--output_dir", output, launcher=launcher)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -141,5 +155,3 @@ def test_accelerate_launch_trains_in_two_processes(workdir, tiny_model, tmp_path
         assert f"[process {rank} of world size 2] trained 4 steps" in done.stderr
     assert results(workdir / output)["world_size"] == 2
     assert len(list((workdir / output).glob("adapter_model.safetensors"))) == 1
-
-
