@@ -96,7 +96,9 @@ class Responder:
         if (generation_dir / "generation_config.json").is_file():
             from transformers import GenerationConfig
 
-            loaded.generation_config = GenerationConfig.from_pretrained(generation_dir)
+            saved = GenerationConfig.from_pretrained(generation_dir)
+            if saved.eos_token_id == EOS_TOKEN_ID:  # a base's own config (EOS 0, greedy) is not the project's
+                loaded.generation_config = saved
         return cls(loaded, tokenizer)
 
     @property
