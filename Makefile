@@ -77,5 +77,5 @@ eval: setup
 # The CPU benchmarks (tiny model); on a CUDA machine add --shape polyglot-5.8b to the last two by hand.
 bench: setup
 	$(PY) bench/data_prep.py
-	$(PY) bench/train_throughput.py --warmup 3 --steps 12 --attention sdpa --geometry 1x512 4x512 1x1024
+	$(PY) bench/train_throughput.py --warmup 3 --steps 12 --attention sdpa_varlen sdpa --geometry 1x1024 1x2048
 	$(PY) bench/generate.py --runs 3

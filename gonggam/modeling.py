@@ -8,7 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gonggam import attention
 from gonggam.chat import prepare_model_config, prepare_tokenizer
+
+attention.register()
 
 
 class UserError(Exception):

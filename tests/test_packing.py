@@ -13,7 +13,7 @@ def dialogues(processed, n: int = 4) -> list[list[dict]]:
     return [json.loads(line)["messages"] for line in lines]
 
 
-@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn_implementation", ["sdpa_varlen", "sdpa", "eager"])
 @pytest.mark.parametrize("load_in_4bit", [False, True])
 def test_packed_logits_equal_unpacked(processed, tiny_model, tokenizer, attn_implementation, load_in_4bit):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
