@@ -64,10 +64,6 @@ def newest_merged(root: Path = Path("merged")) -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime)
 
 
-def pick_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class Responder:
     """A model, its tokenizer and its generation config, answering chat messages."""
 
@@ -80,12 +76,9 @@ class Responder:
     def load(
         cls, model: str | None = None, adapter: str | None = None, dtype: str = "auto", load_in_4bit: bool = False
     ) -> Responder:
-        device_map = None if load_in_4bit or not torch.cuda.is_available() else pick_device()
-        kwargs = dict(dtype=dtype, load_in_4bit=load_in_4bit)
-        if load_in_4bit:
-            kwargs["device_map"] = "default"
-        else:
-            kwargs["device_map"] = device_map
+        # Quantised weights are placed at load time; a full-precision model goes to the GPU when there is one.
+        device_map = "default" if load_in_4bit else ("cuda" if torch.cuda.is_available() else None)
+        kwargs = dict(dtype=dtype, load_in_4bit=load_in_4bit, device_map=device_map)
         if adapter:
             loaded, tokenizer = load_with_adapter(model, adapter, **kwargs)
             generation_dir = Path(adapter)
