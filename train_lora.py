@@ -17,6 +17,7 @@ from gonggam.training import ScriptArguments, train
 
 
 def parse(argv: list[str] | None = None):
+    import torch
     from trl import ModelConfig, SFTConfig, TrlParser
 
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
@@ -25,6 +26,11 @@ def parse(argv: list[str] | None = None):
     except OSError as error:
         raise UserError(f"cannot read the config file ({error}): pass one of configs/*.yaml.") from error
     except ValueError as error:  # an unknown YAML key or a bad value; argparse reports CLI mistakes itself
+        if "bf16/gpu" in str(error) and not torch.cuda.is_available():
+            raise UserError(
+                "this config trains in bf16 on a GPU and this machine has no CUDA GPU, so it would take days on the "
+                "CPU: run it on a GPU, or use configs/tiny-cpu.yaml to try the pipeline here."
+            ) from error
         raise UserError(f"{str(error).splitlines()[0]} Fix the config file or the flag.") from error
 
 

@@ -155,3 +155,34 @@ def test_accelerate_launch_trains_in_two_processes(workdir, tiny_model, tmp_path
         assert f"[process {rank} of world size 2] trained 4 steps" in done.stderr
     assert results(workdir / output)["world_size"] == 2
     assert len(list((workdir / output).glob("adapter_model.safetensors"))) == 1
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_config_parses_with_no_unknown_key(config):
+    """The GPU configs are read here with the CPU overrides a CPU machine needs; their values are checked."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from gonggam.training import ScriptArguments
+
+    overrides = [] if config == "tiny-cpu.yaml" else ["--bf16", "false", "--use_cpu", "true"]
+    script, training, model = TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(
+        ["--config", str(ROOT / "configs" / config), *overrides]
+    )
+    assert set(model.lora_target_modules) == {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"}
+    assert training.packing and training.assistant_only_loss and training.save_total_limit == 2
+    assert model.attn_implementation == "sdpa_varlen"  # the one tests/test_packing.py proves contamination-free
+    if config.startswith("polyglot"):
+        assert script.base_model_id == "beomi/KoAlpaca-Polyglot-5.8B" and training.max_length == 1024
+        assert model.lora_r == 16 and model.lora_alpha == 32 and model.lora_dropout == 0.05
+        assert training.learning_rate == 2e-4 and training.activation_checkpointing
+        assert model.load_in_4bit != model.load_in_8bit
+
+
+def test_gpu_config_on_a_cpu_machine_points_at_the_tiny_config(workdir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the 5.8B config is allowed to start")
+    done = run_cli(ROOT / "train_lora.py", "--config", ROOT / "configs" / "polyglot-5.8b-qlora.yaml", cwd=workdir)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "configs/tiny-cpu.yaml" in done.stderr.strip().splitlines()[-1]
