@@ -19,15 +19,14 @@ import importlib.util
 import json
 import math
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from gonggam.files import atomic_directory
 from gonggam.modeling import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -453,9 +452,7 @@ def resolve_compare(other: str) -> tuple[str, str | None, str | None]:
 
 def write_report(output: Path, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> Path:
     """metrics.json, report.md, metrics.png, samples.jsonl, staged next to `output` and renamed into place."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
+    with atomic_directory(output) as staging:
         (staging / "metrics.json").write_text(
             json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
@@ -463,13 +460,6 @@ def write_report(output: Path, metrics: dict[str, Any], samples: list[dict[str, 
         (staging / "samples.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         plot_metrics(metrics, staging / "metrics.png")
         (staging / "report.md").write_text(render_markdown(metrics), encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it private; a report directory is an ordinary one
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gonggam.files import atomic_directory
 from gonggam.modeling import UserError, adapter_base, load_base, load_tokenizer
 
 # Prompts the merged model must answer exactly as base + adapter does (logits compared, not text).
@@ -94,18 +93,10 @@ def merge_adapter(
 def save_atomically(model: Any, tokenizer: Any, output: Path, max_shard_size: str, base: str, adapter: Path) -> None:
     from gonggam.card import write_card
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
+    results_file = adapter / "train_results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    shown = {k: v for k, v in results.items() if isinstance(v, int | float | str)}
+    with atomic_directory(output) as staging:
         model.save_pretrained(staging, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(staging)
-        results_file = adapter / "train_results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-        shown = {k: v for k, v in results.items() if isinstance(v, int | float | str)}
         write_card(staging, base, "merged", {"adapter": adapter.name}, shown)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
