@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gonggam.chat import BASE_MODEL_ID, GENERATION_DEFAULTS
+from gonggam.chat import GENERATION_DEFAULTS
 
 LICENSE = "apache-2.0"
 TAGS = ["korean", "empathetic-dialogue", "counseling", "lora", "qlora", "gpt-neox", "trl", "sft"]
@@ -33,7 +33,7 @@ def front_matter(base_model: str, kind: Literal["adapter", "merged"]) -> str:
     return "---\n" + yaml.safe_dump(header, allow_unicode=True, sort_keys=False) + "---\n"
 
 
-def usage(kind: Literal["adapter", "merged"], base_model: str) -> str:
+def usage(kind: Literal["adapter", "merged"]) -> str:
     load = (
         "from peft import AutoPeftModelForCausalLM\n"
         'model = AutoPeftModelForCausalLM.from_pretrained("REPO_ID", dtype="auto", device_map="auto")\n'
@@ -90,7 +90,7 @@ Turns are joined by a blank line; `<|endoftext|>` (id 2) ends each reply and is 
 
 ## Usage
 
-{usage(kind, BASE_MODEL_ID if base_model.count("/") != 1 else base_model)}
+{usage(kind)}
 The project's `infer.py` adds the safety layer described below; plain `generate()` does not.
 
 ## Training hyperparameters

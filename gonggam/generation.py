@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from gonggam.chat import EOS_TOKEN_ID, clean_reply
+from gonggam.chat import EOS_TOKEN, EOS_TOKEN_ID, TURN_MARKER, clean_reply
 from gonggam.modeling import UserError, load_base, load_tokenizer, load_with_adapter
 
 
@@ -207,7 +207,7 @@ class Responder:
             if text.startswith(shown) and len(text) > len(shown):
                 write(text[len(shown) :] if shown else text)
                 shown = text
-            if "<|endoftext|>" in raw or "###" in raw:
+            if EOS_TOKEN in raw or TURN_MARKER in raw:
                 stopped_by = "eos"
                 halt.set()
                 break

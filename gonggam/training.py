@@ -94,6 +94,7 @@ def use_wandb_offline_without_key(training_args: Any) -> None:
 
 
 def build_trainer(script_args: ScriptArguments, training_args: Any, model_args: Any) -> Any:
+    import torch
     from trl import SFTTrainer, get_peft_config
 
     data = load_dialogues(script_args)
@@ -114,7 +115,7 @@ def build_trainer(script_args: ScriptArguments, training_args: Any, model_args: 
     # A KV cache in eval mode would make packed samples attend to each other (the block-diagonal mask is
     # derived from position_ids only when no cache is passed).
     model.config.use_cache = False
-    if model_args.load_in_4bit and not _has_cuda():
+    if model_args.load_in_4bit and not torch.cuda.is_available():
         disable_cpu_4bit_repacking(model)
 
     training_args.eos_token = EOS_TOKEN
@@ -135,12 +136,6 @@ def build_trainer(script_args: ScriptArguments, training_args: Any, model_args: 
     for adapter_config in trainer.model.peft_config.values():
         adapter_config.base_model_name_or_path = recorded_base(model_args, script_args)
     return trainer
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
