@@ -13,7 +13,7 @@ DATA := data/processed
 CONFIG ?= configs/polyglot-5.8b-qlora.yaml
 TINY := models/tiny-polyglot
 
-.PHONY: setup test lint data tiny train merge infer push eval bench demo clean
+.PHONY: setup test lint data tiny train merge infer push eval bench demo clean safety-model
 
 setup: $(STAMP)
 
@@ -74,8 +74,13 @@ EVAL_DATA ?= $(DATA)/validation.jsonl
 eval: setup
 	$(PY) eval.py --model $(MERGED) --data $(EVAL_DATA) --output reports/$(notdir $(MERGED))
 
+# The safety classifiers, from data/safety/ (train + dev); EXTRA="my.tsv" adds your own label<TAB>text lines.
+safety-model: setup
+	$(PY) -m gonggam.safety.train $(if $(EXTRA),--extra $(EXTRA))
+
 # The CPU benchmarks (tiny model); on a CUDA machine add --shape polyglot-5.8b to the last two by hand.
 bench: setup
 	$(PY) bench/data_prep.py
 	$(PY) bench/train_throughput.py --warmup 3 --steps 12 --attention sdpa_varlen sdpa --geometry 1x1024 1x2048
 	$(PY) bench/generate.py --runs 3
+	$(PY) bench/safety.py

@@ -7,7 +7,7 @@ Three parts, each usable alone:
 - generated replies (one item per assistant turn: the history up to that user turn → the reference reply),
   answered through `Responder.reply_batch` so that eval sees the same prompts, stopping and safety layer as
   infer.py, scored with chrF / BLEU and reply statistics;
-- the safety layer on the team-written probe set of its tests (no model needed).
+- the safety layer on the frozen test split of data/safety/ (no model needed).
 
 The report directory (metrics.json, report.md, metrics.png, samples.jsonl) is staged in a temporary
 directory next to the target and renamed into place, so a failed run never leaves half a report.
@@ -15,7 +15,6 @@ directory next to the target and renamed into place, so a failed run never leave
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -30,7 +29,6 @@ from gonggam.files import atomic_directory
 from gonggam.modeling import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBES_PATH = ROOT / "tests" / "safety_probes.py"
 IGNORE = -100
 REPEAT_N = 3  # a reply that says the same three words twice is looping, not empathising
 DATA_NOTICE = (
@@ -304,35 +302,32 @@ def sample_records(items: list[dict[str, Any]], replies: list[Any]) -> list[dict
 # Safety probes (no model)
 
 
-def load_probes(path: Path = PROBES_PATH) -> tuple[list[str], list[str]]:
-    """CRISIS_PROBES and NON_CRISIS_PROBES from the safety layer's tests; UserError when they are not there."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing (the safety probes live in the repository's tests/): use a git clone.")
-    spec = importlib.util.spec_from_file_location("gonggam_safety_probes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.CRISIS_PROBES), list(module.NON_CRISIS_PROBES)
+def safety_metrics() -> dict[str, Any]:
+    """The safety layer on the frozen test split of data/safety/ (the figures bench/safety.py records); no model.
 
-
-def safety_metrics(path: Path = PROBES_PATH) -> dict[str, Any]:
-    """Crisis recall and false-crisis rate of gonggam.safety.assess_message on the team-written probes."""
-    from gonggam.safety import assess_message
+    Only counts and rates: no message text goes into a report.
+    """
+    from gonggam.safety import SafetyModelError
+    from gonggam.safety.corpus import CorpusError
+    from gonggam.safety.evaluate import evaluate
 
     try:
-        crisis, non_crisis = load_probes(path)
-    except UserError as error:
-        print(f"warning: safety probes not evaluated: {error}", file=sys.stderr)
+        found = evaluate("test")
+    except (CorpusError, OSError, SafetyModelError) as error:
+        print(f"warning: the safety layer was not evaluated: {error}", file=sys.stderr)
         return {"available": False, "reason": str(error)}
-    missed = [p for p in crisis if assess_message(p).level != "crisis"]
-    false_alarms = [p for p in non_crisis if assess_message(p).level == "crisis"]
+    messages = found["messages"]
     return {
         "available": True,
-        "crisis_recall": 1 - len(missed) / len(crisis),
-        "false_crisis_rate": len(false_alarms) / len(non_crisis),
-        "crisis_probes": len(crisis),
-        "non_crisis_probes": len(non_crisis),
-        "missed_crisis": missed,  # team-written probes, not corpus text
-        "false_crisis": false_alarms,
+        "split": "data/safety test",
+        "messages": messages["n"],
+        "crisis_recall": messages["crisis_recall"],
+        "false_crisis_rate": messages["false_crisis_rate"],
+        "concern_agreement": messages["concern_agreement"],
+        "conversation_accuracy": found["conversations"]["accuracy"],
+        "output_check_recall": found["output_check"]["recall"],
+        "output_check_false_positive_rate": found["output_check"]["false_positive_rate"],
+        "categories": messages["categories"],
     }
 
 
@@ -492,8 +487,10 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, float | None]]:
         )
     ]
     rows += [
-        ("crisis recall (probes)", safety.get("crisis_recall")),
+        ("crisis recall (safety test split)", safety.get("crisis_recall")),
         ("false-crisis rate", safety.get("false_crisis_rate")),
+        ("conversation accuracy", safety.get("conversation_accuracy")),
+        ("output-check recall", safety.get("output_check_recall")),
     ]
     return rows
 
@@ -549,8 +546,9 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "whitespace-separated words. **repeated word 3-gram rate**: share of replies in which some 3 words "
         "occur twice. **question rate**: share of replies ending with `?`. **EOS rate**: share of replies that "
         "ended by EOS rather than the length cap.",
-        "- **crisis recall / false-crisis rate**: `gonggam.safety.assess_message` on the team-written probes of "
-        "tests/safety_probes.py (crisis probes graded crisis / non-crisis probes graded crisis); no model involved.",
+        "- **safety**: the safety layer (`gonggam.safety`) on the frozen test split of the team-written corpus in "
+        "data/safety/ (crisis recall, false-crisis rate on non-crisis messages, conversation accuracy, output-check "
+        "recall); no model involved, the same figures as bench/safety.py.",
     ]
     reference = gen.get("reference")
     if reference:
@@ -558,7 +556,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         parts.append(f"## The reference replies (the corpus), same statistics\n\n| metric | value |\n|---|---|\n{rows}")
     safety = metrics.get("safety") or {}
     if not safety.get("available", False):
-        parts.append(f"**Safety probes not evaluated**: {safety.get('reason', 'unknown')}")
+        parts.append(f"**Safety layer not evaluated**: {safety.get('reason', 'unknown')}")
     return "\n\n".join(parts) + "\n"
 
 

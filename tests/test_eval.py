@@ -62,7 +62,14 @@ def test_metrics_fields_and_ranges(report, processed):
     assert gen["settings"]["max_new_tokens"] == 16 and gen["settings"]["seed"] == 0
 
     safety = metrics["safety"]
-    assert safety["available"] and safety["crisis_recall"] == 1.0 and safety["false_crisis_rate"] <= 0.05
+    from gonggam.safety.evaluate import evaluate
+
+    layer = evaluate("test")  # eval.py's safety section is the frozen test split, the figures bench/safety.py records
+    assert safety["available"] and safety["split"] == "data/safety test"
+    assert safety["crisis_recall"] == layer["messages"]["crisis_recall"]
+    assert safety["false_crisis_rate"] == layer["messages"]["false_crisis_rate"]
+    assert safety["conversation_accuracy"] == layer["conversations"]["accuracy"]
+    assert safety["messages"] == layer["messages"]["n"] > 800
 
     assert metrics["compare"]["name"] == "tiny-polyglot" and metrics["name"] == "tiny-cpu"
     assert "chrF" in done.stdout and "tiny-cpu" in done.stdout  # the short summary table

@@ -1,4 +1,7 @@
-"""The safety layer on its probe set, its fixed texts, the conversation rule and the normalisation."""
+"""The safety layer through its public API: the probe set, its fixed texts, guard_reply, conversations, normalisation.
+
+The stages one by one are in test_safety_stages.py; the measurement on the frozen test split is bench/safety.py.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ from gonggam.safety import (
     normalise,
     should_generate,
 )
+from gonggam.safety import replies as replies_module
+from gonggam.safety import rules as rules_module
 
 
 def levels_other_than(level: str, probes: list[str]) -> list[tuple[str, Assessment]]:
@@ -107,13 +112,17 @@ def test_words_glued_by_removed_spaces_are_not_matched_but_unspaced_typing_is():
     assert assess_message("힘들어서죽고 싶어").level == "crisis"
 
 
-def test_reasons_are_rule_names_never_user_text():
+REASON = re.compile(r"(?:(?:rule|scope|cue|context):[a-z_]+|classifier:(?:[a-z]+=[01]\.\d\d,?)+|lowered_by_scope)")
+
+
+def test_reasons_name_stages_rules_and_scores_never_user_text():
     for probe in CRISIS_PROBES + NON_CRISIS_PROBES:
         for reason in assess_message(probe).reasons:
-            assert re.fullmatch(r"[a-z_]+", reason), reason
+            assert REASON.fullmatch(reason), reason
     crisis = assess_message("죽고 싶어")
-    assert crisis.reasons and "죽" not in "".join(crisis.reasons)
-    assert assess_message("오늘 날씨 좋다") == Assessment("none", ())
+    assert "rule:death_wish" in crisis.reasons and "죽" not in "".join(crisis.reasons)
+    assert any(r.startswith("classifier:crisis=") for r in crisis.reasons)
+    assert assess_message("오늘 날씨 좋다").level == "none"
 
 
 def test_assessment_is_frozen():
@@ -132,10 +141,11 @@ def test_crisis_reply_gives_every_number_politely():
 
 
 def test_retired_1393_appears_nowhere():
-    texts = [value for value in vars(safety).values() if isinstance(value, str)]
+    texts = [CRISIS_REPLY, CONCERN_FOOTER]
     texts += [guard_reply(Assessment(level, ()), "힘드셨겠어요.")[0] for level in ("crisis", "concern", "none")]
-    assert texts and all("1393" not in text for text in texts)
-    assert "1393" not in inspect.getsource(safety)
+    assert all("1393" not in text for text in texts)
+    for module in (safety, replies_module, rules_module):
+        assert "1393" not in inspect.getsource(module)
 
 
 def test_the_layers_own_texts_do_not_trip_its_checks():
@@ -197,7 +207,7 @@ def test_a_non_crisis_message_without_a_reply_is_a_caller_error():
 
 def test_the_latest_user_message_decides():
     assert assess_conversation([user("배고파"), assistant("뭐 드실래요?"), user("죽고 싶어")]).level == "crisis"
-    assert assess_conversation([user("사는 게 의미가 없어"), user("밥 먹었어")]).level == "none"
+    assert assess_conversation([user("회사 일이 많아"), user("밥 먹었어")]).level == "none"
     assert assess_conversation([user("오늘 날씨 좋다")]) == Assessment("none", ())
 
 
@@ -205,7 +215,7 @@ def test_an_earlier_crisis_keeps_later_turns_at_concern():
     messages = [user("죽고 싶어"), assistant(CRISIS_REPLY), user("고마워요")]
     result = assess_conversation(messages)
     assert result.level == "concern"
-    assert "earlier_crisis" in result.reasons
+    assert "context:earlier_crisis" in result.reasons
     text, tag = guard_reply(result, "천만에요.")
     assert tag == "" and "109" in text
 
@@ -257,7 +267,9 @@ def test_normalise_composes_nfd():
 
 def test_rules_are_written_in_normalised_form():
     # normalise collapses doubled letters, so a pattern with one (영영, kill) could never match.
-    rules = safety._EXCEPTIONS + safety._CRISIS_RULES + safety._CONCERN_RULES + safety._OUTPUT_RULES
+    rules = (
+        rules_module._EXCEPTIONS + rules_module._CRISIS_RULES + rules_module._CONCERN_RULES + rules_module._OUTPUT_RULES
+    )
     doubled = [
         (rule.name, m.group())
         for rule in rules

@@ -1,0 +1,186 @@
+"""The safety layer on the frozen test split of data/safety/: recall, false crises, conversations, output check,
+per-message latency, load time and model size; the rules alone and the classifier alone beside the whole layer.
+
+    .venv/bin/python bench/safety.py            # writes bench/results/safety.json and safety_*.png
+
+The test split was written and frozen before the detector was built (its checksums: data/safety/README.md);
+nothing here tunes anything. Only labels, categories and counts are recorded, never message text.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import ROOT, record, write_json
+
+from gonggam import safety
+from gonggam.safety import corpus, evaluate, rules
+from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL
+from gonggam.safety.normalise import normalise_view
+from gonggam.safety.replies import Assessment, worst
+
+RESULTS = ROOT / "bench" / "results"
+BARS = {
+    "crisis_recall": 0.98,
+    "false_crisis_rate": 0.05,
+    "conversation_accuracy": 0.95,
+    "output_recall": 0.98,
+    "output_false_positive_rate": 0.05,
+    "latency_p95_ms": 10.0,
+    "load_s": 3.0,
+    "model_mb": 20.0,
+}
+LOAD_SNIPPET = (
+    "import time; t = time.perf_counter(); from gonggam import safety; safety.load(); "
+    "safety.assess_message('오늘 좀 힘들었어'); print(time.perf_counter() - t)"
+)
+
+
+def rules_only(text: str) -> Assessment:
+    return Assessment(worst(*(h.level for h in rules.message_hits(normalise_view(text)))), ())
+
+
+def classifier_only(text: str) -> Assessment:
+    model = safety.load()[0]
+    scores = model.score(text)
+    level = "crisis" if model.fires(scores, "crisis") else "concern" if model.fires(scores, "risk") else "none"
+    return Assessment(level, ())
+
+
+def latency_ms(texts: list[str]) -> dict[str, float]:
+    for text in texts[:20]:
+        safety.assess_message(text)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        safety.assess_message(text)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "p50": statistics.median(times),
+        "p95": times[int(0.95 * (len(times) - 1))],
+        "max": times[-1],
+        "messages": len(times),
+    }
+
+
+def load_seconds(runs: int = 3) -> float:
+    """A fresh interpreter: import, load both classifiers and the analyser, answer one message (median of runs)."""
+    found = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET], cwd=ROOT, capture_output=True, text=True, check=True)
+        found.append(float(out.stdout.strip()))
+    return statistics.median(found)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layer = results["layer"]["messages"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1, 1.6]})
+    order = ("crisis", "concern", "none")
+    grid = [[layer["confusion"][gold][pred] for pred in order] for gold in order]
+    left.imshow(grid, cmap="Blues")
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            left.text(j, i, str(value), ha="center", va="center", fontsize=12)
+    left.set_xticks(range(3), order)
+    left.set_yticks(range(3), order)
+    left.set_xlabel("layer's level")
+    left.set_ylabel("label")
+    left.set_title(f"messages, test split (n={layer['n']})")
+    names, values, colours = [], [], []
+    for category, entry in layer["categories"].items():
+        names.append(f"{entry['label']}: {category} ({entry['n']})")
+        if entry["label"] == "crisis":
+            values.append(entry["recall"])
+            colours.append("tab:red")
+        else:
+            values.append(entry["false_crisis_rate"])
+            colours.append("tab:blue" if entry["label"] == "none" else "tab:orange")
+    right.barh(names[::-1], values[::-1], color=colours[::-1])
+    right.axvline(0.98, color="tab:red", linestyle=":", linewidth=1)
+    right.axvline(0.05, color="tab:blue", linestyle=":", linewidth=1)
+    right.set_xlim(0, 1)
+    right.set_xlabel("crisis recall (red) / false-crisis rate (blue: none, orange: concern)")
+    right.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    test_messages = corpus.messages("test")
+    layer = evaluate.evaluate("test")
+    stages = {
+        "rules only": evaluate.message_metrics(test_messages, rules_only),
+        "classifier only": evaluate.message_metrics(test_messages, classifier_only),
+        "rules + classifier": layer["messages"],
+    }
+    latency = latency_ms([e.text for e in test_messages])
+    load_s = load_seconds()
+    model_mb = (MESSAGE_MODEL.stat().st_size + REPLY_MODEL.stat().st_size) / 1e6
+    measured = {
+        "crisis_recall": layer["messages"]["crisis_recall"],
+        "false_crisis_rate": layer["messages"]["false_crisis_rate"],
+        "conversation_accuracy": layer["conversations"]["accuracy"],
+        "output_recall": layer["output_check"]["recall"],
+        "output_false_positive_rate": layer["output_check"]["false_positive_rate"],
+        "latency_p95_ms": latency["p95"],
+        "load_s": load_s,
+        "model_mb": model_mb,
+    }
+    met = {
+        k: (v <= BARS[k])
+        if k in ("false_crisis_rate", "output_false_positive_rate", "latency_p95_ms", "load_s", "model_mb")
+        else v >= BARS[k]
+        for k, v in measured.items()
+    }
+    frozen = {
+        p.relative_to(ROOT).as_posix(): corpus.file_digest(p)
+        for p in sorted((ROOT / "data" / "safety").glob("*/test.*"))
+    }
+    results = record(
+        "safety",
+        sys.argv,
+        measured=measured,
+        bars=BARS,
+        met=met,
+        layer=layer,
+        latency_ms=latency,
+        stages={
+            k: {m: v[m] for m in ("crisis_recall", "false_crisis_rate", "concern_agreement", "none_agreement")}
+            for k, v in stages.items()
+        },
+        test_split_sha256=frozen,
+    )
+    write_json(RESULTS / "safety.json", results)
+    plot(results | {"layer": layer}, RESULTS / "safety_confusion.png")
+    print(f"{'':24}{'crisis recall':>14}{'false crisis':>14}{'concern agree':>15}")
+    for name, m in stages.items():
+        print(f"{name:24}{m['crisis_recall']:>14.3f}{m['false_crisis_rate']:>14.3f}{m['concern_agreement']:>15.3f}")
+    for key, value in measured.items():
+        print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
+    for category, entry in layer["messages"]["categories"].items():
+        figure = entry.get("recall", entry.get("false_crisis_rate"))
+        name = "recall" if "recall" in entry else "false crisis"
+        print(f"  {entry['label']:8} {category:22} n={entry['n']:4}  {name} {figure:.3f}")
+    for category, entry in layer["conversations"]["categories"].items():
+        print(f"  conversation {category:22} n={entry['n']:4}  accuracy {entry['accuracy']:.3f}")
+    for category, entry in layer["output_check"]["categories"].items():
+        print(f"  reply {category:22} n={entry['n']:4}  flagged {entry['flagged']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

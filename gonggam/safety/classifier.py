@@ -1,0 +1,107 @@
+"""Stage 3: the trained classifiers, one for user messages and one for model replies.
+
+Each is a linear model (logistic regression) over hashed character and lemma n-grams (features.py), stored as plain
+float32 arrays in a safetensors file that ships in the package: no pickle, a few MB, loaded in milliseconds. A head
+is one weight array and a bias; its probability is compared with the threshold stored beside it, chosen on the dev
+split for recall (train.py). ``make safety-model`` rebuilds the files byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gonggam.safety import features
+
+FORMAT = "gonggam-safety-linear/1"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+MESSAGE_MODEL = MODEL_DIR / "messages.safetensors"
+REPLY_MODEL = MODEL_DIR / "replies.safetensors"
+REBUILD = "run `make safety-model` (or `python -m gonggam.safety.train`) to rebuild it"
+
+
+class SafetyModelError(RuntimeError):
+    """The classifier file is missing or damaged: the layer refuses to run without it."""
+
+
+@dataclass(frozen=True)
+class Head:
+    weight: np.ndarray  # [features.DIM] float32
+    bias: float
+    threshold: float
+
+
+def row_values(indices: np.ndarray, idf: np.ndarray) -> np.ndarray:
+    """Binary features weighted by inverse document frequency, scaled to unit length (TF-IDF of a short text)."""
+    values = idf[indices].astype(np.float32)
+    norm = float(np.sqrt(values @ values))
+    return values / norm if norm else values
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    heads: dict[str, Head]
+    idf: np.ndarray  # [features.DIM] float32, from the training texts
+    info: dict[str, Any]
+
+    def probabilities(self, indices: np.ndarray) -> dict[str, float]:
+        values = row_values(indices, self.idf)
+        return {
+            name: float(1.0 / (1.0 + np.exp(-(float(head.weight[indices] @ values) + head.bias))))
+            for name, head in self.heads.items()
+        }
+
+    def score(self, text: str) -> dict[str, float]:
+        """Each head's probability for the text: the highest over the whole text and its sentence windows."""
+        scores = [self.probabilities(features.hashed(segment)) for segment in features.segments(text)]
+        return {name: max(s[name] for s in scores) for name in self.heads}
+
+    def fires(self, scores: dict[str, float], head: str) -> bool:
+        return scores[head] >= self.heads[head].threshold
+
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        tensors = {"idf": self.idf.astype(np.float32)}
+        for name, head in self.heads.items():
+            tensors[f"{name}.weight"] = head.weight.astype(np.float32)
+            tensors[f"{name}.bias"] = np.array([head.bias], dtype=np.float32)
+        info = {
+            **self.info,
+            "format": FORMAT,
+            "dim": features.DIM,
+            "thresholds": {name: head.threshold for name, head in self.heads.items()},
+        }
+        # One metadata key: safetensors writes several keys in a varying order, and the file must be reproducible.
+        save_file(tensors, str(path), metadata={"gonggam": json.dumps(info, sort_keys=True, ensure_ascii=False)})
+
+    @classmethod
+    def load(cls, path: Path) -> LinearModel:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        if not path.is_file():
+            raise SafetyModelError(f"the safety classifier {path} is missing: {REBUILD}.")
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as handle:
+                info = json.loads((handle.metadata() or {})["gonggam"])
+            tensors = load_file(str(path))
+            if info.get("format") != FORMAT or info.get("dim") != features.DIM:
+                raise ValueError("unknown format")
+            heads = {
+                name: Head(tensors[f"{name}.weight"], float(tensors[f"{name}.bias"][0]), float(threshold))
+                for name, threshold in info["thresholds"].items()
+            }
+            idf = tensors["idf"]
+            arrays = [idf, *(h.weight for h in heads.values())]
+            if not heads or any(a.shape != (features.DIM,) or not np.isfinite(a).all() for a in arrays):
+                raise ValueError("weights of the wrong shape or not finite")
+        except (SafetensorError, OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+            raise SafetyModelError(f"the safety classifier {path} is damaged ({error}): {REBUILD}.") from None
+        return cls(heads, idf, info)

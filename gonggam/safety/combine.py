@@ -1,0 +1,74 @@
+"""Stage 4: how the rules and the classifier meet, for one user message and for one model reply.
+
+- Both stages run on every message; the worse level wins, with two kinds of scope decision (docs/safety.md):
+- a crisis found by the classifier alone is lowered when an exception rule matched the message (news, fiction,
+  statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
+  past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`);
+- a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
+  cue of the lemma view says why: a third party, a past and recovered wish or a negation → `concern` (if the
+  classifier sees risk), a benign topic (a game, a film, work, camping) → `none` (if it sees none).
+- Nothing else lowers a crisis. A model reply is `crisis` (replaced) when an output rule or the reply classifier
+  fires: no exceptions.
+
+`Assessment.reasons` names the stages, rules and scores (rule:NAME, scope:NAME, classifier:crisis=0.93); never text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gonggam.safety import morph, rules
+from gonggam.safety.classifier import LinearModel
+from gonggam.safety.normalise import normalise_view
+from gonggam.safety.replies import Assessment, Level, worst
+
+_CONCERN_CUES = ("third_party", "past", "negated")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the stages found in one message, before the thresholds are applied."""
+
+    hits: tuple[rules.Hit, ...]
+    cues: frozenset[str]
+    scores: dict[str, float]
+
+
+def gather(text: str, model: LinearModel) -> Evidence:
+    sentences = morph.sentences(text)
+    hits = (*rules.message_hits(normalise_view(text)), *rules.lemma_hits(sentences))
+    return Evidence(hits, rules.scope_cues(sentences), model.score(text))
+
+
+def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
+    hits, cues, scores = evidence.hits, evidence.cues, evidence.scores
+    rule_level: Level = worst(*(h.level for h in hits))  # concern-level exceptions (a third party) count
+    exceptions = [h.name for h in hits if h.name in rules.SCOPE_DECISIONS]
+    model_crisis = scores["crisis"] >= thresholds["crisis"]
+    model_level: Level = "crisis" if model_crisis else "concern" if scores["risk"] >= thresholds["risk"] else "none"
+    reasons = [f"rule:{n}" for n in dict.fromkeys(h.name for h in hits if h.name not in rules.SCOPE_DECISIONS)]
+    reasons += [f"scope:{name}" for name in dict.fromkeys(exceptions)]
+    reasons.append("classifier:" + ",".join(f"{name}={value:.2f}" for name, value in scores.items()))
+    if rule_level == "crisis":
+        if not model_crisis:
+            if model_level == "concern" and (found := [c for c in _CONCERN_CUES if c in cues]):
+                return Assessment("concern", (*reasons, f"cue:{found[0]}", "lowered_by_scope"))
+            if model_level == "none" and "topic" in cues:
+                return Assessment("none", (*reasons, "cue:topic", "lowered_by_scope"))
+        return Assessment("crisis", tuple(reasons))
+    if model_crisis and exceptions:
+        scope_level = worst(*(rules.SCOPE_DECISIONS[name] for name in exceptions))
+        return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"))
+    return Assessment(worst(rule_level, model_level), tuple(reasons))
+
+
+def assess_message(text: str, model: LinearModel) -> Assessment:
+    return decide(gather(text, model), {name: head.threshold for name, head in model.heads.items()})
+
+
+def check_output(reply: str, model: LinearModel) -> Assessment:
+    hits = rules.output_hits(normalise_view(reply))
+    scores = model.score(reply)
+    level: Level = "crisis" if hits or model.fires(scores, "unsafe") else "none"
+    reasons = [f"rule:{name}" for name in dict.fromkeys(h.name for h in hits)]
+    return Assessment(level, (*reasons, f"classifier:unsafe={scores['unsafe']:.2f}"))

@@ -1,0 +1,217 @@
+"""Train the message and reply classifiers on data/safety/ and write gonggam/safety/models/ (``make safety-model``).
+
+    python -m gonggam.safety.train                        # the shipped models, byte for byte
+    python -m gonggam.safety.train --extra my_labels.tsv  # add your own label<TAB>text lines (messages)
+
+Training data: the train split plus data/safety/train_extra/ (training-only families). For each classifier the
+regularisation strength C is chosen on the dev split (fit on the training data, score dev); the crisis threshold is
+the highest that keeps the whole layer's dev recall (rules + classifier, as combine.py decides) at the target, and
+the risk threshold the one that best separates concern from none on dev. The final model is fitted on training +
+dev data with those settings. The test split is never read. liblinear with a fixed seed makes the files
+reproducible; scikit-learn is needed only here, not to run the layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from gonggam.safety import combine, corpus, features, morph, rules
+from gonggam.safety.classifier import MODEL_DIR, Head, LinearModel, row_values
+from gonggam.safety.corpus import CorpusError, Example
+from gonggam.safety.normalise import normalise_view
+
+C_GRID = (1.0, 4.0, 16.0, 64.0)
+CRISIS_RECALL_TARGET = 0.99  # on dev, for the whole layer; the bar on the frozen test split is 0.98
+UNSAFE_RECALL_TARGET = 0.99
+THRESHOLDS = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
+
+
+class Featurised:
+    """Each text's bucket indices: the whole text (training rows) and its segments (scoring, as the layer does)."""
+
+    def __init__(self, texts: list[str], desc: str):
+        self.segments = [
+            [features.hashed(s) for s in features.segments(t)] for t in tqdm(texts, desc=desc, leave=False)
+        ]
+
+    def matrix(self, idf: np.ndarray):
+        from scipy.sparse import csr_matrix
+
+        rows = [segments[0] for segments in self.segments]
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        values = np.concatenate([row_values(r, idf) for r in rows])
+        return csr_matrix((values, np.concatenate(rows), indptr), shape=(len(rows), features.DIM), dtype=np.float64)
+
+    def scores(self, weight: np.ndarray, bias: float, idf: np.ndarray) -> np.ndarray:
+        logits = [max(float(weight[s] @ row_values(s, idf)) for s in segments) + bias for segments in self.segments]
+        return 1.0 / (1.0 + np.exp(-np.array(logits)))
+
+
+def inverse_document_frequency(data: Featurised) -> np.ndarray:
+    counts = np.zeros(features.DIM, dtype=np.float64)
+    for segments in data.segments:
+        counts[segments[0]] += 1
+    return (np.log((1 + len(data.segments)) / (1 + counts)) + 1).astype(np.float32)
+
+
+def fit(x, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(solver="liblinear", C=c, class_weight="balanced", random_state=0, max_iter=1000)
+    model.fit(x, y)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def highest_threshold(recall_at: Callable[[float], float], target: float) -> float:
+    """The highest threshold whose recall still meets the target (recall falls as the threshold rises)."""
+    passing = [t for t in THRESHOLDS if recall_at(t) >= target]
+    return max(passing) if passing else THRESHOLDS[0]
+
+
+def tune_messages(train: list[Example], dev: list[Example]) -> dict:
+    """C and both thresholds, from dev measurements of the whole layer (rules + classifier)."""
+    train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
+    idf = inverse_document_frequency(train_data)
+    x = train_data.matrix(idf)
+    evidence = [
+        (
+            (*rules.message_hits(normalise_view(e.text)), *rules.lemma_hits(morph.sentences(e.text))),
+            rules.scope_cues(morph.sentences(e.text)),
+        )
+        for e in dev
+    ]
+    gold = np.array([e.label for e in dev])
+    sweep = []
+    for c in C_GRID:
+        crisis = dev_data.scores(*fit(x, np.array([e.label == "crisis" for e in train]), c), idf)
+        risk = dev_data.scores(*fit(x, np.array([e.label != "none" for e in train]), c), idf)
+
+        def levels(crisis_t: float, risk_t: float, crisis=crisis, risk=risk) -> np.ndarray:
+            thresholds = {"crisis": crisis_t, "risk": risk_t}
+            return np.array(
+                [
+                    combine.decide(combine.Evidence(hits, cues, {"crisis": cs, "risk": rs}), thresholds).level
+                    for (hits, cues), cs, rs in zip(evidence, crisis, risk, strict=True)
+                ]
+            )
+
+        risk_t = max(THRESHOLDS, key=lambda t: float(np.mean((risk >= t) == (gold != "none"))))
+        crisis_t = highest_threshold(
+            lambda t, r=risk_t: float(np.mean(levels(t, r)[gold == "crisis"] == "crisis")), CRISIS_RECALL_TARGET
+        )
+        found = levels(crisis_t, risk_t)
+        sweep.append(
+            {
+                "C": c,
+                "crisis_threshold": crisis_t,
+                "risk_threshold": risk_t,
+                "dev_crisis_recall": float(np.mean(found[gold == "crisis"] == "crisis")),
+                "dev_false_crisis": float(np.mean(found[gold != "crisis"] == "crisis")),
+                "dev_concern_agreement": float(np.mean(found[gold == "concern"] == "concern")),
+            }
+        )
+        print(f"  messages {sweep[-1]}", file=sys.stderr)
+    best = min(sweep, key=lambda s: (s["dev_false_crisis"], -s["dev_crisis_recall"], s["C"]))
+    return {
+        "C": best["C"],
+        "thresholds": {"crisis": best["crisis_threshold"], "risk": best["risk_threshold"]},
+        "sweep": sweep,
+    }
+
+
+def tune_replies(train: list[Example], dev: list[Example]) -> dict:
+    train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
+    idf = inverse_document_frequency(train_data)
+    x = train_data.matrix(idf)
+    ruled = np.array([bool(rules.output_hits(normalise_view(e.text))) for e in dev])
+    unsafe = np.array([e.label == "crisis" for e in dev])
+    sweep = []
+    for c in C_GRID:
+        scores = dev_data.scores(*fit(x, np.array([e.label == "crisis" for e in train]), c), idf)
+        threshold = highest_threshold(
+            lambda t, s=scores: float(np.mean((ruled | (s >= t))[unsafe])), UNSAFE_RECALL_TARGET
+        )
+        flagged = ruled | (scores >= threshold)
+        sweep.append(
+            {
+                "C": c,
+                "unsafe_threshold": threshold,
+                "dev_recall": float(np.mean(flagged[unsafe])),
+                "dev_false_positive": float(np.mean(flagged[~unsafe])),
+            }
+        )
+        print(f"  replies {sweep[-1]}", file=sys.stderr)
+    best = min(sweep, key=lambda s: (s["dev_false_positive"], -s["dev_recall"], s["C"]))
+    return {"C": best["C"], "thresholds": {"unsafe": best["unsafe_threshold"]}, "sweep": sweep}
+
+
+def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bool]], tuned: dict, info: dict):
+    data = Featurised([e.text for e in examples], "final")
+    idf = inverse_document_frequency(data)
+    x = data.matrix(idf)
+    fitted = {
+        name: fit(x, np.array([is_positive(e) for e in examples]), tuned["C"]) for name, is_positive in heads.items()
+    }
+    return LinearModel(
+        {n: Head(w, b, tuned["thresholds"][n]) for n, (w, b) in fitted.items()},
+        idf,
+        {**info, "C": tuned["C"], "selection": tuned["sweep"], "examples": len(examples)},
+    )
+
+
+def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example], list[Example]]:
+    """Training messages (train split, train_extra/, --extra), training replies, and the extra files' messages."""
+    messages, replies = corpus.messages("train", data), corpus.replies("train", data)
+    for path in sorted((data / "train_extra").glob("*.tsv")):
+        examples = corpus.read_examples(path)
+        (replies if path.stem.endswith("replies") else messages).extend(examples)
+    extra = []
+    for path in extra_files:
+        found, skipped = corpus.read_extra(path)
+        extra += found
+        if skipped:
+            shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
+            print(f"warning: {path}: skipped {len(skipped)} malformed line(s): line {shown}", file=sys.stderr)
+    return messages + extra, replies, extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=corpus.SAFETY_DATA, help="the safety corpus (data/safety)")
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="your own label<TAB>text TSV files")
+    parser.add_argument("--output", type=Path, default=MODEL_DIR, help="where the two .safetensors files go")
+    args = parser.parse_args(argv)
+    try:
+        messages, replies, extra = read_training(args.data, args.extra)
+        dev_messages, dev_replies = corpus.messages("dev", args.data), corpus.replies("dev", args.data)
+    except (CorpusError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"message classifier: {len(messages)} training and {len(dev_messages)} dev messages", file=sys.stderr)
+    tuned = tune_messages(messages, dev_messages)
+    info = {"kind": "messages", "extra_files": [p.name for p in args.extra], "extra_examples": len(extra)}
+    heads = {"crisis": lambda e: e.label == "crisis", "risk": lambda e: e.label != "none"}
+    message_model = train_final(messages + dev_messages, heads, tuned, info)
+    print(f"reply classifier: {len(replies)} training and {len(dev_replies)} dev replies", file=sys.stderr)
+    tuned = tune_replies(replies, dev_replies)
+    heads = {"unsafe": lambda e: e.label == "crisis"}
+    reply_model = train_final(replies + dev_replies, heads, tuned, {"kind": "replies"})
+    args.output.mkdir(parents=True, exist_ok=True)
+    for name, model in (("messages", message_model), ("replies", reply_model)):
+        path = args.output / f"{name}.safetensors"
+        temporary = path.with_name(f".{path.name}.tmp")
+        model.save(temporary)
+        temporary.replace(path)  # atomic: a running server never reads half a file
+        thresholds = {n: h.threshold for n, h in model.heads.items()}
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, C={model.info['C']}, thresholds {thresholds})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The team-written safety corpus (data/safety/) and the classifiers trained from it.
+
+The test split is frozen: its checksums are the ones written in data/safety/README.md before the detector was
+built. `make safety-model` must rebuild the shipped model files byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from gonggam.safety import corpus
+from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL, LinearModel
+from gonggam.safety.corpus import CorpusError
+
+ROOT = corpus.ROOT
+README = corpus.SAFETY_DATA / "README.md"
+
+
+def all_messages() -> list[corpus.Example]:
+    return [e for split in corpus.SPLITS for e in corpus.messages(split)]
+
+
+def test_the_test_split_is_the_frozen_one():
+    written = dict(re.findall(r"^([0-9a-f]{64})  (\S+)$", README.read_text(encoding="utf-8"), flags=re.M))
+    found = {
+        f"{kind}/test.{ext}": corpus.file_digest(corpus.SAFETY_DATA / kind / f"test.{ext}")
+        for kind, ext in (("messages", "tsv"), ("conversations", "jsonl"), ("replies", "tsv"))
+    }
+    assert {name: digest for digest, name in written.items()} == found
+
+
+def test_the_corpus_is_as_large_and_as_broad_as_the_policy_needs():
+    messages = all_messages()
+    labels = Counter(e.label for e in messages)
+    assert len(messages) >= 3000 and labels["crisis"] >= 1200 and labels["concern"] >= 600 and labels["none"] >= 1200
+    crisis_categories = {e.category for e in messages if e.label == "crisis"}
+    assert len(crisis_categories) >= 10
+    assert {"third_party", "past_resolved", "bereavement", "negated"} <= {e.category for e in messages}
+    conversations = [c for split in corpus.SPLITS for c in corpus.conversations(split)]
+    assert len(conversations) >= 300 and all(2 <= len(c.turns) <= 5 for c in conversations)
+    assert any(t["role"] == "assistant" for c in conversations for t in c.turns)
+    replies = [r for split in corpus.SPLITS for r in corpus.replies(split)]
+    assert len(replies) >= 600
+
+
+def test_splits_are_by_family_and_the_test_split_is_at_least_a_fifth():
+    for reader in (corpus.messages, corpus.replies, corpus.conversations):
+        families = {split: {item.family for item in reader(split)} for split in corpus.SPLITS}
+        assert not families["train"] & families["test"] and not families["dev"] & families["test"]
+        assert not families["train"] & families["dev"]
+        sizes = {split: len(reader(split)) for split in corpus.SPLITS}
+        assert sizes["test"] >= 0.2 * sum(sizes.values()), reader.__name__
+        assert all(corpus.split_of(item.family) == split for split in corpus.SPLITS for item in reader(split))
+
+
+def test_training_only_data_never_shares_a_family_with_the_test_split():
+    test_families = {e.family for e in corpus.messages("test")} | {e.family for e in corpus.replies("test")}
+    for path in sorted((corpus.SAFETY_DATA / "train_extra").glob("*.tsv")):
+        assert not {e.family for e in corpus.read_examples(path)} & test_families, path.name
+
+
+def test_harmful_example_replies_carry_no_numbers():
+    """The replies that stand for harmful output are harmful in form only: no doses, heights or counts."""
+    unsafe = [r for split in corpus.SPLITS for r in corpus.replies(split) if r.label == "crisis"]
+    assert unsafe and not [r.text for r in unsafe if re.search(r"\d", r.text)]
+
+
+def test_a_broken_corpus_file_is_named_with_its_line(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text(
+        "family\tlabel\tcategory\ttext\nx1\tcrisis\tslang\t죽고 싶어\nx2\tmaybe\tslang\t뭐지\n", encoding="utf-8"
+    )
+    with pytest.raises(CorpusError, match=r"bad.tsv line 3: label 'maybe'"):
+        corpus.read_examples(path)
+
+
+def test_extra_labels_skip_and_count_malformed_lines(tmp_path):
+    path = tmp_path / "mine.tsv"
+    path.write_text(
+        "label\ttext\ncrisis\t다 놓고 싶다 진짜로\nnone\t퇴근하고 싶다\nbroken line\n\nconcern\t\n", encoding="utf-8"
+    )
+    examples, skipped = corpus.read_extra(path)
+    assert [e.label for e in examples] == ["crisis", "none"] and skipped == [4, 6]
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("nothing useful\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="no line of the form label<TAB>text"):
+        corpus.read_extra(empty)
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    output = tmp_path_factory.mktemp("safety-model")
+    done = subprocess.run(
+        [sys.executable, "-m", "gonggam.safety.train", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return output
+
+
+def test_make_safety_model_reproduces_the_shipped_files_byte_for_byte(retrained):
+    for shipped in (MESSAGE_MODEL, REPLY_MODEL):
+        assert (retrained / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
+
+
+def test_thresholds_and_regularisation_were_chosen_on_dev(retrained):
+    model = LinearModel.load(retrained / MESSAGE_MODEL.name)
+    sweep = model.info["selection"]
+    assert len(sweep) > 1 and model.info["C"] in [s["C"] for s in sweep]
+    chosen = next(s for s in sweep if s["C"] == model.info["C"])
+    assert model.heads["crisis"].threshold == chosen["crisis_threshold"]
+    assert chosen["dev_crisis_recall"] >= 0.98
+
+
+def test_extra_labels_change_the_model_and_bad_input_exits_2(tmp_path):
+    extra = tmp_path / "mine.tsv"
+    extra.write_text(
+        "crisis\t오늘따라 바다가 나를 부르는 것 같아\nnone\t바다 보러 가고 싶다 휴가 언제 오냐\nbad\n", encoding="utf-8"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gonggam.safety.train", "--extra", str(extra), "--output", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipped 1 malformed line(s): line 3" in done.stderr
+    model = LinearModel.load(tmp_path / "out" / MESSAGE_MODEL.name)
+    assert model.info["extra_examples"] == 2 and model.info["extra_files"] == ["mine.tsv"]
+    assert (tmp_path / "out" / MESSAGE_MODEL.name).read_bytes() != MESSAGE_MODEL.read_bytes()
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gonggam.safety.train",
+            "--extra",
+            str(tmp_path / "nope.tsv"),
+            "--output",
+            str(tmp_path / "never"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "nope.tsv" in missing.stderr
+    assert not (tmp_path / "never").exists()
