@@ -64,6 +64,16 @@ def newest_merged(root: Path = Path("merged")) -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime)
 
 
+def load_safety_layer() -> None:
+    """The safety layer's classifiers and analyser; a missing or damaged model file is a UserError (exit 2)."""
+    from gonggam import safety
+
+    try:
+        safety.load()
+    except safety.SafetyModelError as error:
+        raise UserError(str(error)) from None
+
+
 class Responder:
     """A model, its tokenizer and its generation config, answering chat messages."""
 
@@ -76,6 +86,7 @@ class Responder:
     def load(
         cls, model: str | None = None, adapter: str | None = None, dtype: str = "auto", load_in_4bit: bool = False
     ) -> Responder:
+        load_safety_layer()  # before the model: no answer path runs without the layer's classifiers
         # Quantised weights are placed at load time; a full-precision model goes to the GPU when there is one.
         device_map = "default" if load_in_4bit else ("cuda" if torch.cuda.is_available() else None)
         kwargs = dict(dtype=dtype, load_in_4bit=load_in_4bit, device_map=device_map)

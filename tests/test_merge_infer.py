@@ -290,3 +290,52 @@ def test_push_checks_refuse_what_must_not_be_published(workdir, publishable, dam
     )
     assert done.returncode == 2
     assert expected in done.stderr.strip().splitlines()[-1]
+
+
+def test_infer_refuses_to_answer_without_the_safety_classifier(workdir, merged, tmp_path):
+    """A damaged classifier file stops infer.py with one sentence before any model loads: never a silent layer."""
+    from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL
+
+    models = tmp_path / "safety-models"
+    models.mkdir()
+    (models / MESSAGE_MODEL.name).write_bytes(MESSAGE_MODEL.read_bytes()[:4096])
+    shutil.copy(REPLY_MODEL, models / REPLY_MODEL.name)
+    done = run_cli(
+        ROOT / "infer.py",
+        "--model",
+        merged,
+        "--prompt",
+        "안녕",
+        cwd=workdir,
+        env={"GONGGAM_SAFETY_MODELS": str(models)},
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: the safety classifier") and "make safety-model" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_method_reply_from_the_model_is_replaced_in_batches_and_streams(merged, monkeypatch):
+    """The model's words are what cannot be made to order here: its generate() is replaced by a fixed method reply."""
+    from gonggam import safety
+    from gonggam.generation import Responder
+
+    responder = Responder.load(str(merged))
+    method = "그럴 땐 칼로 손목을 깊게 그으면 돼요."
+    monkeypatch.setattr(responder, "generate", lambda conversations, **kw: [(method, "eos", 9)] * len(conversations))
+    [reply] = responder.reply_batch([[{"role": "user", "content": "오늘 좀 답답해"}]])
+    assert reply.response == safety.CRISIS_REPLY and reply.stopped_by == "safety"
+    assert method not in json.dumps(reply.as_json(), ensure_ascii=False)
+
+    class Pieces:  # the streamer the real generate() would feed, with the method reply in three pieces
+        def __init__(self, *args, **kwargs):
+            self.pieces = ["그럴 땐 ", "칼로 손목을 ", "깊게 그으면 돼요."]
+
+        def __iter__(self):
+            return iter(self.pieces)
+
+    monkeypatch.setattr("transformers.TextIteratorStreamer", Pieces)
+    monkeypatch.setattr(responder.model, "generate", lambda **kwargs: None)
+    shown: list[str] = []
+    streamed = responder.stream([{"role": "user", "content": "오늘 좀 답답해"}], shown.append)
+    assert streamed.stopped_by == "safety" and "손목" not in "".join(shown)
+    assert "".join(shown).strip() == safety.CRISIS_REPLY.strip() or shown[-1].strip() == safety.CRISIS_REPLY.strip()

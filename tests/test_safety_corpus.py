@@ -153,3 +153,12 @@ def test_extra_labels_change_the_model_and_bad_input_exits_2(tmp_path):
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "nope.tsv" in missing.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_no_training_text_is_also_a_held_out_text():
+    held_out = {e.text for split in ("dev", "test") for e in corpus.messages(split) + corpus.replies(split)}
+    training = [e.text for split in ["train"] for e in corpus.messages(split) + corpus.replies(split)]
+    training += [
+        e.text for path in (corpus.SAFETY_DATA / "train_extra").glob("*.tsv") for e in corpus.read_examples(path)
+    ]
+    assert not held_out & set(training)

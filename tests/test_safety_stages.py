@@ -177,6 +177,7 @@ def test_a_rule_crisis_is_lowered_only_when_the_classifier_disagrees_and_a_cue_s
     rule = [("death_wish", "crisis")]
     assert combine.decide(evidence(rule, ["third_party"], 0.1, 0.9), THRESHOLDS).level == "concern"
     assert combine.decide(evidence(rule, ["topic"], 0.1, 0.1), THRESHOLDS).level == "none"
+    assert combine.decide(evidence(rule, ["negated"], 0.1, 0.1), THRESHOLDS).level == "concern"
     assert combine.decide(evidence(rule, [], 0.1, 0.9), THRESHOLDS).level == "crisis"  # no cue
     assert combine.decide(evidence(rule, ["third_party"], 0.9, 0.9), THRESHOLDS).level == "crisis"  # agrees
     assert combine.decide(evidence(rule, ["topic"], 0.1, 0.9), THRESHOLDS).level == "crisis"  # sees risk
@@ -199,7 +200,8 @@ def test_the_output_check_replaces_on_a_rule_or_the_classifier():
     reply = LinearModel.load(classifier.REPLY_MODEL)
     assert combine.check_output("칼로 손목을 그으면 돼요", reply).level == "crisis"  # rule
     strict = LinearModel({"unsafe": Head(reply.heads["unsafe"].weight, 50.0, 0.5)}, reply.idf, reply.info)
-    assert combine.check_output("안녕하세요", strict).level == "crisis"  # the classifier alone
+    assert combine.check_output("오늘 날씨 얘기를 해 볼까요", strict).level == "crisis"  # the classifier alone
+    assert combine.check_output("안녕하세요", strict).level == "none"  # only a greeting: rules.PHATIC
     assert combine.check_output("오늘 하루 수고 많으셨어요.", reply).level == "none"
 
 
@@ -266,3 +268,16 @@ def test_a_follow_up_about_someone_at_risk_stays_concern():
 
     turns = [user("친구가 죽고 싶대"), assistant("걱정되시겠어요."), user("뭐라고 말해줘야 해?")]
     assert context.assess(turns, assess).level == "concern"
+
+
+def test_a_greeting_or_one_word_answer_is_none_unless_a_rule_fires():
+    assert combine.decide(evidence(crisis=0.99, risk=0.99), THRESHOLDS).level == "crisis"
+    phatic = combine.Evidence((), frozenset(), {"crisis": 0.99, "risk": 0.99}, phatic=True)
+    assert combine.decide(phatic, THRESHOLDS).level == "none"
+    ruled = combine.Evidence(
+        (rules.Hit("death_wish", "crisis", 0, 1),), frozenset(), {"crisis": 0.0, "risk": 0.0}, True
+    )
+    assert combine.decide(ruled, THRESHOLDS).level == "crisis"
+    for text in ("안녕", "안녕하세요~!!", "응", "고마워요 ㅎㅎ"):
+        assert rules.is_phatic(normalise_view(text)), text
+    assert not rules.is_phatic(normalise_view("안녕 다들 그동안 고마웠어"))

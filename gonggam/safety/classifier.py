@@ -9,6 +9,7 @@ split for recall (train.py). ``make safety-model`` rebuilds the files byte for b
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 from gonggam.safety import features
 
 FORMAT = "gonggam-safety-linear/1"
-MODEL_DIR = Path(__file__).resolve().parent / "models"
+# GONGGAM_SAFETY_MODELS points the layer at other model files (a retrained pair); the shipped ones by default.
+MODEL_DIR = Path(os.environ.get("GONGGAM_SAFETY_MODELS") or Path(__file__).resolve().parent / "models")
 MESSAGE_MODEL = MODEL_DIR / "messages.safetensors"
 REPLY_MODEL = MODEL_DIR / "replies.safetensors"
 REBUILD = "run `make safety-model` (or `python -m gonggam.safety.train`) to rebuild it"

@@ -5,8 +5,10 @@
   statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
   past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`);
 - a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
-  cue of the lemma view says why: a third party, a past and recovered wish or a negation → `concern` (if the
-  classifier sees risk), a benign topic (a game, a film, work, camping) → `none` (if it sees none).
+  cue of the lemma view says why: a third party, a past and recovered wish or a negation → `concern`; a benign
+  topic (a game, a film, work, camping) → `none` (if it sees no risk either).
+- a message that is only a greeting, thanks, goodbye or one-word answer (rules.PHATIC) is `none` unless a rule
+  finds a crisis in it; the conversation context still reads it (응 to a screening question).
 - Nothing else lowers a crisis. A model reply is `crisis` (replaced) when an output rule or the reply classifier
   fires: no exceptions.
 
@@ -32,12 +34,24 @@ class Evidence:
     hits: tuple[rules.Hit, ...]
     cues: frozenset[str]
     scores: dict[str, float]
+    phatic: bool = False  # only a greeting, thanks or one-word answer
+
+
+def rule_evidence(text: str) -> tuple[tuple[rules.Hit, ...], frozenset[str], bool]:
+    """What the rules find in a message, the scope cues of its lemma view, and whether it is only phatic."""
+    sentences = morph.sentences(text)
+    norm = normalise_view(text)
+    hits = rules.message_hits(norm)
+    # Where an exception already placed the message (a third party, a negated or past wish), the lemma rules would
+    # only repeat the crisis phrase it masked: they count when no concern-level exception matched.
+    if not any(rules.SCOPE_DECISIONS.get(h.name) == "concern" for h in hits):
+        hits += rules.lemma_hits(sentences)
+    return tuple(hits), rules.scope_cues(sentences), rules.is_phatic(norm)
 
 
 def gather(text: str, model: LinearModel) -> Evidence:
-    sentences = morph.sentences(text)
-    hits = (*rules.message_hits(normalise_view(text)), *rules.lemma_hits(sentences))
-    return Evidence(hits, rules.scope_cues(sentences), model.score(text))
+    hits, cues, phatic = rule_evidence(text)
+    return Evidence(hits, cues, model.score(text), phatic)
 
 
 def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
@@ -49,17 +63,20 @@ def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
     reasons = [f"rule:{n}" for n in dict.fromkeys(h.name for h in hits if h.name not in rules.SCOPE_DECISIONS)]
     reasons += [f"scope:{name}" for name in dict.fromkeys(exceptions)]
     reasons.append("classifier:" + ",".join(f"{name}={value:.2f}" for name, value in scores.items()))
+    score = scores["crisis"]
+    if rule_level != "crisis" and evidence.phatic:
+        return Assessment("none", (*reasons, "scope:phatic"), score)
     if rule_level == "crisis":
         if not model_crisis:
-            if model_level == "concern" and (found := [c for c in _CONCERN_CUES if c in cues]):
-                return Assessment("concern", (*reasons, f"cue:{found[0]}", "lowered_by_scope"))
+            if found := [c for c in _CONCERN_CUES if c in cues]:
+                return Assessment("concern", (*reasons, f"cue:{found[0]}", "lowered_by_scope"), score)
             if model_level == "none" and "topic" in cues:
-                return Assessment("none", (*reasons, "cue:topic", "lowered_by_scope"))
-        return Assessment("crisis", tuple(reasons))
+                return Assessment("none", (*reasons, "cue:topic", "lowered_by_scope"), score)
+        return Assessment("crisis", tuple(reasons), score, by_rule=True)
     if model_crisis and exceptions:
         scope_level = worst(*(rules.SCOPE_DECISIONS[name] for name in exceptions))
-        return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"))
-    return Assessment(worst(rule_level, model_level), tuple(reasons))
+        return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"), score)
+    return Assessment(worst(rule_level, model_level), tuple(reasons), score)
 
 
 def assess_message(text: str, model: LinearModel) -> Assessment:
@@ -67,8 +84,9 @@ def assess_message(text: str, model: LinearModel) -> Assessment:
 
 
 def check_output(reply: str, model: LinearModel) -> Assessment:
-    hits = rules.output_hits(normalise_view(reply))
+    norm = normalise_view(reply)
+    hits = rules.output_hits(norm)
     scores = model.score(reply)
-    level: Level = "crisis" if hits or model.fires(scores, "unsafe") else "none"
+    level: Level = "crisis" if hits or (model.fires(scores, "unsafe") and not rules.is_phatic(norm)) else "none"
     reasons = [f"rule:{name}" for name in dict.fromkeys(h.name for h in hits)]
     return Assessment(level, (*reasons, f"classifier:unsafe={scores['unsafe']:.2f}"))

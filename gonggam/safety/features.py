@@ -1,7 +1,8 @@
-"""What the classifiers see: character n-grams of the words, of the spaceless text, and lemma n-grams.
+"""What the classifiers see: character n-grams of the normalised words, and lemma n-grams.
 
-- character 2–5-grams inside each word of the readable text (word boundaries kept): typos, slang and endings;
-- character 3–4-grams of the normalised, spaceless text: spacing tricks (죽 고 싶 다) and glued words;
+- character 2–5-grams inside each word, the word normalised on its own (자.살 → 자살) and runs of one-letter words
+  joined (죽 고 싶 다 → 죽고싶다): typos, slang, endings and spacing tricks, without gluing 의자 살 into 자살;
+- character 3–4-grams of the whole text without spaces, except those that glue a word's last syllable to the next;
 - lemma unigrams and bigrams of the kiwipiepy view: 죽고 싶어 / 죽고싶다 / 죽구 싶네요 become one pattern.
 
 Features are hashed into a fixed number of buckets with CRC-32, so a model is a few plain arrays (no vocabulary to
@@ -18,20 +19,43 @@ from collections.abc import Iterable
 import numpy as np
 
 from gonggam.safety import morph
-from gonggam.safety.normalise import normalise
+from gonggam.safety.normalise import normalise_view, normalise_word
 
 DIM = 1 << 19  # 524,288 buckets: 2 MB of float32 per head
 WORD_NGRAMS = (2, 3, 4, 5)
 SPACELESS_NGRAMS = (3, 4)
 
 
+def words_of(text: str) -> list[str]:
+    """Each word normalised on its own (자.살 → 자살, ㅈㅜㄱ고 → 죽고), runs of one-letter words joined (죽 고 싶 다).
+
+    Normalising word by word, not the whole text without spaces, keeps 의자 살 from reading as 자살.
+    """
+    words, run = [], []
+    for word in (normalise_word(w) for w in text.split()):
+        if len(word) == 1:
+            run.append(word)
+            continue
+        if run:
+            words.append("".join(run))
+            run = []
+        if word:
+            words.append(word)
+    if run:
+        words.append("".join(run))
+    return words
+
+
 def char_features(text: str) -> set[str]:
     found = set()
-    for word in text.split():
+    for word in words_of(text):
         padded = f" {word} "
         found.update(f"w{padded[i : i + n]}" for n in WORD_NGRAMS for i in range(len(padded) - n + 1))
-    spaceless = f"<{normalise(text)}>"
-    found.update(f"c{spaceless[i : i + n]}" for n in SPACELESS_NGRAMS for i in range(len(spaceless) - n + 1))
+    # Across the spaces too (살기 싫어 → 살기싫), but never from the last syllable of a longer word into the next
+    # (의자 살 → 자살), the rule the regular expressions follow.
+    view = normalise_view(text)
+    for n in SPACELESS_NGRAMS:
+        found.update(f"c{view.text[i : i + n]}" for i in range(len(view.text) - n + 1) if i not in view.word_ends)
     return found
 
 

@@ -69,7 +69,8 @@ def _compose_jamo(word: str) -> str:
     return "".join(out)
 
 
-def _normalise_word(word: str) -> str:
+def normalise_word(word: str) -> str:
+    """One word in the normalised form (see ``normalise``)."""
     word = _NOT_KEPT.sub("", word)
     word = _NOISE_JAMO.sub("", _compose_jamo(word))
     return _REPEATS.sub(r"\1", word)
@@ -82,7 +83,7 @@ def normalise_view(text: str) -> Normalised:
     word_ends: set[int] = set()
     length = 0
     for raw in text.split():
-        word = _normalise_word(raw)
+        word = normalise_word(raw)
         length += len(word)
         if len(word) >= 2:
             word_ends.add(length - 1)

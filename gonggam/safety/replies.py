@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Level = Literal["crisis", "concern", "none"]
@@ -26,7 +26,11 @@ RANK: dict[str, int] = {"none": 0, "concern": 1, "crisis": 2}
 @dataclass(frozen=True)
 class Assessment:
     level: Level
-    reasons: tuple[str, ...]  # names of the matched rules, for logs / --json output; never the user text
+    reasons: tuple[str, ...]  # stages, rules and scores that decided, for logs / --json output; never the user text
+    # How sure the message stages are (the conversation context reads them): the classifier's crisis probability,
+    # and whether a precise rule (not the classifier alone) found the crisis.
+    crisis_score: float = field(default=0.0, compare=False)
+    by_rule: bool = field(default=False, compare=False)
 
 
 def worst(*levels: Level) -> Level:

@@ -672,28 +672,6 @@ _PEOPLE = _words(
     "여동생 남동생 "
 )
 _ME_TOO_LEMMAS = frozenset({"나/NP", "저/NP"})
-_TO_SOMEONE = ("/JKB",)  # 친구한테 말했어: told to someone, still the writer's own
-_REPORTED = frozenset(
-    {
-        "다고/EC",
-        "대/EF",
-        "래/EF",
-        "ᆫ대/EF",
-        "는대/EF",
-        "다며/EC",
-        "냐고/EC",
-        "자고/EC",
-        "ᆫ다고/EC",
-        "는다고/EC",
-        "라고/EC",
-        "이래/EF",
-        "다더라/EF",
-        "더라/EF",
-        "다네/EF",
-        "대요/EF",
-        "래요/EF",
-    }
-)
 _PAST = _words("예전 옛날 한때 과거 작년 재작년 그때 시절 이전 어리다 학창 당시 전 ")
 _RECOVERED = _words("괜찮아지다 나아지다 좋아지다 옅어지다 극복 회복 살만하다 이겨내다 졸업 끊다 사라지다 줄어들다 ")
 _NOW_FINE = frozenset(["괜찮다", "살다", "행복", "웃다", "안정"])
@@ -704,7 +682,9 @@ _TOPICS = _words(
     "논문 발표 과제 설문 캠페인 예방 교육 강의 수업 생명존중 지킴이 센터 사업 캠핑 고기 "
     "숯불 바베큐 캠핑장 회사 프로젝트 업무 알바 일 퇴사 글 게시물 댓글 계정 영상 "
     "브이로그 사진 피드 카페 약국 감기 처방 노래 가사 대본 연극 역할 연애 관계 이별 "
-    "헤어지다 "
+    "헤어지다 이사 짐 원룸 자취방 독립 루프탑 뷰 야경 졸업논문 보고서 마감 숯 삼겹살 "
+    "목살 마당 해열제 유산균 영양제 비타민 약사 시럽 등산 전망대 조원 팀플 시험 택배 "
+    "상자 박스 "
 )
 
 
@@ -718,18 +698,31 @@ def scope_cues(sentences: tuple) -> frozenset[str]:
     stems = {_stem(lemma) for lemma in lemmas}
     pairs = list(zip(lemmas, [*lemmas[1:], ""], strict=True))
     me_too = any(a in _ME_TOO_LEMMAS and b == "도/JX" for a, b in pairs)
-    someone = any(_stem(a) in _PEOPLE and not b.endswith(_TO_SOMEONE) for a, b in pairs)
+    # Someone else is the subject (친구가, 동생은, 딸 일기장): a person named only as the listener (엄마한테) is not.
+    someone = any(_stem(a) in _PEOPLE and b.endswith(("/JKS", "/JX", "/JKG", "/NNG")) for a, b in pairs)
     cues = set()
-    if (someone or any(lemma in _REPORTED for lemma in lemmas)) and not me_too:
+    if someone and not me_too:
         cues.add("third_party")
     recovered = stems & _RECOVERED or (stems & _PAST and (stems & _NOW_FINE or set(lemmas) & _NEGATION))
     if recovered and not set(lemmas) & _AGAIN:
         cues.add("past")
-    if set(lemmas) & _NEGATION:
+    if _negated_risk(lemmas):
         cues.add("negated")
     if stems & _TOPICS:
         cues.add("topic")
     return frozenset(cues)
+
+
+_RISK_STEMS = _words("죽다 자살 자해 해치다 사라지다 없어지다 극단 목숨 충동 생각 마음")
+_NEGATION_REACH = 6  # lemmas after the risk word: 죽고 싶은 건 아니야 = 죽다 고 싶다 ᆫ 것 은 아니다
+
+
+def _negated_risk(lemmas: list[str]) -> bool:
+    """A negation close after a risk word (죽고 싶은 건 아니야), not one elsewhere (별일 아닌데 … 죽고 싶어)."""
+    return any(
+        _stem(lemma) in _RISK_STEMS and set(lemmas[i + 1 : i + 1 + _NEGATION_REACH]) & _NEGATION
+        for i, lemma in enumerate(lemmas)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -738,7 +731,7 @@ def scope_cues(sentences: tuple) -> frozenset[str]:
 
 _ANY = r"(?:\S+ )"
 _LEMMA_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern))
+    (name, re.compile(f"(?:^| ){pattern}"))  # a pattern starts at a lemma: 계약/NNG is not 약/NNG
     for name, pattern in (
         ("farewell_going_first", rf"먼저/MAG {_ANY}{{0,2}}(?:가다|떠나다)/VV {_ANY}{{0,3}}(?:미안|죄송|용서)"),
         ("following_the_dead", rf"따라(?:가다|죽다)/VV {_ANY}{{0,2}}(?:싶다/VX|ᆯ래/EF|ᆯ게/EF|려고/EC|야지/EF)"),
@@ -757,3 +750,18 @@ def lemma_hits(sentences: tuple) -> list[Hit]:
         joined = " ".join(sentence.lemmas)
         hits.extend(Hit(name, "crisis", index, index + 1) for name, pattern in _LEMMA_RULES if pattern.search(joined))
     return hits
+
+
+# A message or reply that is only a greeting, thanks, goodbye or a one-word answer (normalised form): the classifier
+# has too little to read in it (안녕 also closes farewells), so it is `none` by scope; in a conversation the context
+# still reads it (응 to a screening question is a crisis).
+PHATIC = _words(
+    "안녕 안녕하세요 안녕하세여 안뇽 하이 하이요 ㅎㅇ hi hello hey 반가워 반가워요 반갑습니다 응 웅 어 엉 네 넵 넹 예 "
+    "ㅇㅇ ㅇㅋ 오키 오케이 ok okay 알겠어 알겠어요 알겠습니다 그래 그래요 그렇구나 그렇군요 좋아 좋아요 고마워 "
+    "고마워요 고맙습니다 감사합니다 감사해요 땡큐 thx thanks ㄱㅅ ㄳ 천만에요 별말씀을요 잘자 잘자요 굿밤 굿나잇 "
+    "바이 바이바이 빠이 ㅂㅂ 또봐 내일봐 수고하세요 수고했어 수고하셨어요"
+)
+
+
+def is_phatic(norm: Normalised) -> bool:
+    return norm.text in PHATIC

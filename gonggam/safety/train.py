@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gonggam.safety import combine, corpus, features, morph, rules
+from gonggam.safety import combine, corpus, features, rules
 from gonggam.safety.classifier import MODEL_DIR, Head, LinearModel, row_values
 from gonggam.safety.corpus import CorpusError, Example
 from gonggam.safety.normalise import normalise_view
+from gonggam.safety.replies import CONCERN_FOOTER, CRISIS_REPLY
 
-C_GRID = (1.0, 4.0, 16.0, 64.0)
-CRISIS_RECALL_TARGET = 0.99  # on dev, for the whole layer; the bar on the frozen test split is 0.98
-UNSAFE_RECALL_TARGET = 0.99
+C_GRID = (4.0, 16.0, 64.0, 256.0)
+CRISIS_RECALL_TARGET = 0.98  # on dev, for the whole layer: the bar on the frozen test split
+UNSAFE_RECALL_TARGET = 0.98
 THRESHOLDS = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 
 
@@ -79,13 +80,7 @@ def tune_messages(train: list[Example], dev: list[Example]) -> dict:
     train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
     idf = inverse_document_frequency(train_data)
     x = train_data.matrix(idf)
-    evidence = [
-        (
-            (*rules.message_hits(normalise_view(e.text)), *rules.lemma_hits(morph.sentences(e.text))),
-            rules.scope_cues(morph.sentences(e.text)),
-        )
-        for e in dev
-    ]
+    evidence = [combine.rule_evidence(e.text) for e in dev]
     gold = np.array([e.label for e in dev])
     sweep = []
     for c in C_GRID:
@@ -96,8 +91,8 @@ def tune_messages(train: list[Example], dev: list[Example]) -> dict:
             thresholds = {"crisis": crisis_t, "risk": risk_t}
             return np.array(
                 [
-                    combine.decide(combine.Evidence(hits, cues, {"crisis": cs, "risk": rs}), thresholds).level
-                    for (hits, cues), cs, rs in zip(evidence, crisis, risk, strict=True)
+                    combine.decide(combine.Evidence(hits, cues, {"crisis": cs, "risk": rs}, phatic), thresholds).level
+                    for (hits, cues, phatic), cs, rs in zip(evidence, crisis, risk, strict=True)
                 ]
             )
 
@@ -130,14 +125,15 @@ def tune_replies(train: list[Example], dev: list[Example]) -> dict:
     idf = inverse_document_frequency(train_data)
     x = train_data.matrix(idf)
     ruled = np.array([bool(rules.output_hits(normalise_view(e.text))) for e in dev])
+    phatic = np.array([rules.is_phatic(normalise_view(e.text)) for e in dev])
     unsafe = np.array([e.label == "crisis" for e in dev])
     sweep = []
     for c in C_GRID:
         scores = dev_data.scores(*fit(x, np.array([e.label == "crisis" for e in train]), c), idf)
         threshold = highest_threshold(
-            lambda t, s=scores: float(np.mean((ruled | (s >= t))[unsafe])), UNSAFE_RECALL_TARGET
+            lambda t, s=scores: float(np.mean((ruled | ((s >= t) & ~phatic))[unsafe])), UNSAFE_RECALL_TARGET
         )
-        flagged = ruled | (scores >= threshold)
+        flagged = ruled | ((scores >= threshold) & ~phatic)
         sweep.append(
             {
                 "C": c,
@@ -168,6 +164,9 @@ def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bo
 def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example], list[Example]]:
     """Training messages (train split, train_extra/, --extra), training replies, and the extra files' messages."""
     messages, replies = corpus.messages("train", data), corpus.replies("train", data)
+    # The layer's own texts end up in histories and dumps: they must read as safe to both classifiers.
+    own = [Example(f"own:{i}", "none", "own_text", text) for i, text in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
+    messages, replies = messages + own, replies + own
     for path in sorted((data / "train_extra").glob("*.tsv")):
         examples = corpus.read_examples(path)
         (replies if path.stem.endswith("replies") else messages).extend(examples)
