@@ -187,3 +187,32 @@ def test_distinct_and_repetition_helpers():
     assert stats["question_rate"] == pytest.approx(1 / 3)
     assert stats["repeated_word_3gram_rate"] == pytest.approx(1 / 3)
     assert stats["mean_length_chars"] == pytest.approx((6 + 5 + 11) / 3)
+
+
+def test_generation_metrics_on_hand_made_replies_with_known_answers():
+    """Every generation metric on replies whose answers are known: stopped by EOS, by length, by the safety layer."""
+    from gonggam.generation import Reply
+    from gonggam.safety import CONCERN_FOOTER, CRISIS_REPLY
+
+    def reply(text: str, stopped_by: str, tokens: int) -> Reply:
+        return Reply(prompt="p", response=text, safety={"level": "none"}, stopped_by=stopped_by, new_tokens=tokens)
+
+    items = [{"reference": ref} for ref in ("괜찮아요", "힘드셨죠?", "그랬군요", "어떡해요")]
+    replies = [
+        reply("괜찮아요", "eos", 4),  # stopped by EOS, equal to its reference
+        reply(f"힘드셨죠?\n\n{CONCERN_FOOTER}", "eos", 6),  # the 109 footer is the layer's, not the model's
+        reply("그랬군요 그랬군요 그랬군요 그랬군요", "length", 16),  # cut by the length cap, repeats a 3-gram
+        reply(CRISIS_REPLY, "safety", 0),  # replaced: counted, never scored
+    ]
+    metrics = evaluation.generation_metrics(items, replies)
+    assert metrics["items"] == 4 and metrics["answered"] == 3
+    assert metrics["safety_replaced_rate"] == pytest.approx(1 / 4)
+    assert metrics["eos_rate"] == pytest.approx(2 / 3)  # the length-capped reply did not stop
+    assert metrics["mean_new_tokens"] == pytest.approx((4 + 6 + 16) / 3)
+    assert metrics["question_rate"] == pytest.approx(1 / 3)  # 힘드셨죠? once the footer is removed
+    assert metrics["repeated_word_3gram_rate"] == pytest.approx(1 / 3)
+    assert metrics["distinct_1_word"] == pytest.approx(3 / 6)  # 괜찮아요 힘드셨죠? 그랬군요 x4: 3 unique of 6
+    assert metrics["mean_length_chars"] == pytest.approx((4 + 5 + 19) / 3)
+    perfect = evaluation.generation_metrics(items[:1], replies[:1])
+    assert perfect["chrf"] == pytest.approx(100.0) and perfect["bleu"] == pytest.approx(100.0)
+    assert evaluation.generation_metrics(items[3:], replies[3:])["eos_rate"] == 0.0  # nothing answered
