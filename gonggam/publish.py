@@ -95,10 +95,12 @@ def plan_upload(folder: Path) -> Plan:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix()
         (plan.files if name in UPLOADED else plan.left_behind).append(name)
+        # Checked on every file, not only the uploaded ones: a corpus or sample dump copied into an adapter folder
+        # is one renamed file or one widened allow-list away from the Hub.
+        if path.suffix.lower() in DATA_SUFFIXES:
+            plan.problems.append(f"{name} is a data file in the adapter folder: move it out before pushing")
     for name in plan.files:
         path = folder / name
-        if path.suffix in DATA_SUFFIXES:
-            plan.problems.append(f"{name} is a data file")
         for found in machine_paths(path):
             plan.problems.append(f"{name} contains the machine path {found!r}")
         if path.suffix in (".json", ".md", ".yaml", ".jinja") and name not in ("tokenizer.json",):

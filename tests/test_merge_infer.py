@@ -244,6 +244,18 @@ def test_push_uploads_one_commit_through_the_api(publishable, monkeypatch):
     assert "adapter_model.safetensors" in uploaded and not any("checkpoint" in f for f in uploaded)
 
 
+def test_a_successful_push_never_shows_the_token(publishable, monkeypatch, capsys):
+    import push_adapter
+
+    hub = StandInHub()
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    assert push_adapter.main(["--adapter", str(publishable), "--repo-id", "me/gonggam"], api=hub) == 0
+    captured = capsys.readouterr()
+    assert "stand-in/commit/0" in captured.out + captured.err  # it did report the commit
+    assert "hf_secret_token_value" not in captured.out + captured.err
+    assert "hf_secret_token_value" not in json.dumps(hub.calls, default=str)
+
+
 def test_push_never_prints_the_token(publishable, monkeypatch, capsys):
     import push_adapter
 
@@ -264,6 +276,8 @@ def test_push_never_prints_the_token(publishable, monkeypatch, capsys):
         ("machine_path", "machine path"),
         ("corpus", "corpus dialogues"),
         ("broken_weights", "does not load"),
+        ("stray_corpus", "train.jsonl is a data file"),
+        ("stray_samples", "reports/samples.jsonl is a data file"),
     ],
 )
 def test_push_checks_refuse_what_must_not_be_published(workdir, publishable, damage, expected):
@@ -283,6 +297,11 @@ def test_push_checks_refuse_what_must_not_be_published(workdir, publishable, dam
             + '\n{"talk-id": "T1", "HS01": "시험을 망쳤어", "SS01": "속상하시겠어요"}\n',
             encoding="utf-8",
         )
+    elif damage == "stray_corpus":  # never uploaded (not on the allow-list), and still refused
+        (publishable / "train.jsonl").write_text('{"messages": []}\n', encoding="utf-8")
+    elif damage == "stray_samples":
+        (publishable / "reports").mkdir()
+        (publishable / "reports" / "samples.jsonl").write_text('{"prompt": "p"}\n', encoding="utf-8")
     else:
         (publishable / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
     done = run_cli(
