@@ -771,3 +771,36 @@ def test_cli_import_chain_stays_light() -> None:
     probe = f"import sys, data_prep.__main__; print(sorted(set({heavy!r}) & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize("failing", ["second_jsonl", "report"])
+def test_a_failure_while_writing_keeps_the_old_output_byte_for_byte(tmp_path: Path, monkeypatch, failing) -> None:
+    """The failure comes after the first file is written (not while reading): nothing of the new run may show."""
+    import data_prep.pipeline as pipeline
+
+    path = write_json(tmp_path / "x.json", [record(i, 1, turns_for(i)) for i in range(1, 7)])
+    out = tmp_path / "out"
+    prepare([path], out, val_ratio=0.5, quiet=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    write_json(path, [record(i, 1, turns_for(i)) for i in range(7, 13)])  # a run that would change every file
+
+    if failing == "second_jsonl":
+        real, written = pipeline._write_jsonl, []
+
+        def write_then_fail(target, *args, **kwargs):
+            if written:
+                raise OSError(28, "No space left on device")
+            written.append(target)
+            return real(target, *args, **kwargs)
+
+        monkeypatch.setattr(pipeline, "_write_jsonl", write_then_fail)
+    else:
+
+        def no_space(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(pipeline, "write_report", no_space)
+    with pytest.raises(DataError, match="could not write"):
+        prepare([path], out, val_ratio=0.5, quiet=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.json"]  # no staging folder left anywhere

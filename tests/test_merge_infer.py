@@ -358,3 +358,28 @@ def test_a_method_reply_from_the_model_is_replaced_in_batches_and_streams(merged
     streamed = responder.stream([{"role": "user", "content": "오늘 좀 답답해"}], shown.append)
     assert streamed.stopped_by == "safety" and "손목" not in "".join(shown)
     assert "".join(shown).strip() == safety.CRISIS_REPLY.strip() or shown[-1].strip() == safety.CRISIS_REPLY.strip()
+
+
+def test_a_failure_while_saving_the_merge_keeps_the_old_output_byte_for_byte(merged, trained_adapter, tmp_path):
+    """The model's shards are written, then the tokenizer fails: the old merged folder must come through intact."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gonggam.merge import save_atomically
+
+    output = tmp_path / "merged" / "tiny-cpu"
+    shutil.copytree(merged, output)
+    before = {p.relative_to(output).as_posix(): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    model = AutoModelForCausalLM.from_pretrained(output)
+    tokenizer = AutoTokenizer.from_pretrained(output)
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    tokenizer.save_pretrained = no_space
+    with torch.no_grad():  # a different model: every shard would change if it landed
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(OSError, match="No space"):
+        save_atomically(model, tokenizer, output, "1GB", "beomi/KoAlpaca-Polyglot-5.8B", trained_adapter)
+    after = {p.relative_to(output).as_posix(): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in output.parent.iterdir()] == ["tiny-cpu"]  # no staging folder left beside it
