@@ -57,6 +57,9 @@ def test_run_directory_holds_everything(trained_adapter):
     assert "1393" not in card
 
 
+MARKER_LOSS = 123.456
+
+
 def test_resume_continues_steps_and_losses(workdir, tiny_model, tmp_path):
     common = ["--max_steps", "12", "--save_steps", "6", "--logging_steps", "1", "--eval_strategy", "no"]
     full = f"adapters/resume-full-{tmp_path.name}"
@@ -69,12 +72,20 @@ def test_resume_continues_steps_and_losses(workdir, tiny_model, tmp_path):
     shutil.copytree(workdir / full, cut, ignore=shutil.ignore_patterns("checkpoint-12"))
     for finished in ("adapter_model.safetensors", "train_results.json"):
         (cut / finished).unlink()
+    # A marker only the kept checkpoint holds: a resumed run carries its history on, a restart recomputes step 6.
+    state_file = cut / "checkpoint-6" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    for row in state["log_history"]:
+        if row.get("step") == 6 and "loss" in row:
+            row["loss"] = MARKER_LOSS
+    state_file.write_text(json.dumps(state))
     done = train(workdir, *common, "--output_dir", str(cut.relative_to(workdir)), "--resume_from_checkpoint", "true")
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = results(cut)
     assert resumed["global_step"] == 12
     losses = {r["step"]: r["loss"] for r in resumed["log_history"] if "loss" in r}
     assert sorted(losses) == list(range(1, 13))
+    assert losses[6] == MARKER_LOSS  # steps 1-6 came from the checkpoint, not from training again
     for step in range(7, 13):
         assert losses[step] == pytest.approx(reference[step], rel=1e-3), step
     from safetensors.torch import load_file
