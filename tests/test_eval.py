@@ -165,10 +165,11 @@ def test_report_is_written_atomically(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(evaluation, "render_markdown", broken)
+    before = {p.name: p.read_bytes() for p in output.iterdir()}
+    monkeypatch.setattr(evaluation, "render_markdown", broken)  # fails after metrics.json is written
     with pytest.raises(RuntimeError):
         evaluation.write_report(output, {**metrics, "name": "changed"}, [])
-    assert json.loads((output / "metrics.json").read_text())["name"] == "m"
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == before
     with pytest.raises(RuntimeError):
         evaluation.write_report(tmp_path / "reports" / "fresh", metrics, [])
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["m"]
