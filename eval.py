@@ -1,4 +1,4 @@
-"""Evaluate a model on processed dialogues: assistant-token loss, generated replies, the safety probes.
+"""Evaluate a model on processed dialogues: assistant-token loss, generated replies, the safety layer.
 
     python eval.py --adapter adapters/RUN --data data/processed/validation.jsonl      # base + adapter
     python eval.py --model merged/RUN --compare models/tiny-polyglot --limit 50       # two models side by side
@@ -34,7 +34,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     parser.add_argument("--load-in-4bit", action="store_true", help="quantise the base (small GPUs)")
-    parser.add_argument("--no-generate", action="store_true", help="teacher-forced loss and safety probes only")
+    parser.add_argument("--no-generate", action="store_true", help="teacher-forced loss and the safety layer only")
     args = parser.parse_args(argv)
     for name in ("limit", "batch_size", "max_new_tokens"):
         value = getattr(args, name)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import ROOT, record, write_json
 
 from gonggam import safety
-from gonggam.safety import corpus, evaluate, morph, rules
+from gonggam.safety import combine, corpus, evaluate, morph, rules
 from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL
 from gonggam.safety.normalise import normalise_view
 from gonggam.safety.replies import Assessment, worst
@@ -49,9 +49,8 @@ def rules_only(text: str) -> Assessment:
 
 def classifier_only(text: str) -> Assessment:
     model = safety.load()[0]
-    scores = model.score(text)
-    level = "crisis" if model.fires(scores, "crisis") else "concern" if model.fires(scores, "risk") else "none"
-    return Assessment(level, ())
+    thresholds = {name: head.threshold for name, head in model.heads.items()}
+    return Assessment(combine.classifier_level(model.score(text), thresholds), ())
 
 
 def latency_ms(texts: list[str]) -> dict[str, float]:

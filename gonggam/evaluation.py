@@ -299,7 +299,7 @@ def sample_records(items: list[dict[str, Any]], replies: list[Any]) -> list[dict
 
 
 # ---------------------------------------------------------------------------------------------------
-# Safety probes (no model)
+# The safety layer on the frozen test split (no model)
 
 
 def safety_metrics() -> dict[str, Any]:
@@ -616,7 +616,7 @@ def print_summary(metrics: dict[str, Any], stream: Any = sys.stdout) -> None:
         "EOS rate",
         "mean length (chars)",
         "question rate",
-        "crisis recall (probes)",
+        "crisis recall (safety test split)",
         "false-crisis rate",
     )
     models = models_of(metrics)

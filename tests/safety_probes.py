@@ -1,4 +1,6 @@
-"""Probe messages for the safety layer, written by the team (no corpus text); eval.py imports them too.
+"""Probe messages for the safety layer, written by the team (no corpus text): the first layer's tuning set.
+
+They are checks, not the measurement: the layer is measured on the frozen test split of data/safety/ (bench/safety.py).
 
 CRISIS_PROBES must all be ``crisis``. NON_CRISIS_PROBES must not be: the idiom, mention and everyday
 groups are ``none``, CONCERN_PROBES are ``concern``. The output probes name means only vaguely (no

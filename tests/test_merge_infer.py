@@ -383,3 +383,26 @@ def test_a_failure_while_saving_the_merge_keeps_the_old_output_byte_for_byte(mer
     after = {p.relative_to(output).as_posix(): p.read_bytes() for p in output.rglob("*") if p.is_file()}
     assert after == before
     assert [p.name for p in output.parent.iterdir()] == ["tiny-cpu"]  # no staging folder left beside it
+
+
+def test_evals_answer_path_never_sends_a_crisis_message_to_the_model(merged, monkeypatch):
+    """eval.py answers through Responder.reply_batch: the model's generate() sees only the non-crisis histories."""
+    from gonggam import evaluation, safety
+    from gonggam.generation import Responder
+
+    responder = Responder.load(str(merged))
+    seen: list[list[dict]] = []
+
+    def generate(conversations, **kwargs):
+        seen.extend(conversations)
+        return [("그러셨군요.", "eos", 4)] * len(conversations)
+
+    monkeypatch.setattr(responder, "generate", generate)
+    items = [
+        {"history": [{"role": "user", "content": "시험 망쳐서 속상해"}]},
+        {"history": [{"role": "user", "content": "오늘 밤에 약 다 먹고 끝낼 거야"}]},
+    ]
+    calm, crisis = evaluation.generate_replies(responder, items, batch_size=2, overrides={}, progress=False)
+    assert seen == [items[0]["history"]]
+    assert crisis.stopped_by == "safety" and crisis.new_tokens == 0 and crisis.response == safety.CRISIS_REPLY
+    assert calm.response == "그러셨군요." and calm.stopped_by == "eos"

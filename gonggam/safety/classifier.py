@@ -44,23 +44,25 @@ def row_values(indices: np.ndarray, idf: np.ndarray) -> np.ndarray:
     return values / norm if norm else values
 
 
+def segment_logit(weight: np.ndarray, idf: np.ndarray, segments: list[np.ndarray]) -> float:
+    """A head's logit for a text (bias left out): the highest over the whole text and its sentence windows."""
+    return max(float(weight[indices] @ row_values(indices, idf)) for indices in segments)
+
+
+def sigmoid(logit: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-logit)))
+
+
 @dataclass(frozen=True)
 class LinearModel:
     heads: dict[str, Head]
     idf: np.ndarray  # [features.DIM] float32, from the training texts
     info: dict[str, Any]
 
-    def probabilities(self, indices: np.ndarray) -> dict[str, float]:
-        values = row_values(indices, self.idf)
-        return {
-            name: float(1.0 / (1.0 + np.exp(-(float(head.weight[indices] @ values) + head.bias))))
-            for name, head in self.heads.items()
-        }
-
     def score(self, text: str) -> dict[str, float]:
         """Each head's probability for the text: the highest over the whole text and its sentence windows."""
-        scores = [self.probabilities(features.hashed(segment)) for segment in features.segments(text)]
-        return {name: max(s[name] for s in scores) for name in self.heads}
+        segments = [features.hashed(segment) for segment in features.segments(text)]
+        return {name: sigmoid(segment_logit(h.weight, self.idf, segments) + h.bias) for name, h in self.heads.items()}
 
     def fires(self, scores: dict[str, float], head: str) -> bool:
         return scores[head] >= self.heads[head].threshold

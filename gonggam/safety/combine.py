@@ -54,12 +54,18 @@ def gather(text: str, model: LinearModel) -> Evidence:
     return Evidence(hits, cues, model.score(text), phatic)
 
 
+def classifier_level(scores: dict[str, float], thresholds: dict[str, float]) -> Level:
+    if scores["crisis"] >= thresholds["crisis"]:
+        return "crisis"
+    return "concern" if scores["risk"] >= thresholds["risk"] else "none"
+
+
 def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
     hits, cues, scores = evidence.hits, evidence.cues, evidence.scores
     rule_level: Level = worst(*(h.level for h in hits))  # concern-level exceptions (a third party) count
     exceptions = [h.name for h in hits if h.name in rules.SCOPE_DECISIONS]
-    model_crisis = scores["crisis"] >= thresholds["crisis"]
-    model_level: Level = "crisis" if model_crisis else "concern" if scores["risk"] >= thresholds["risk"] else "none"
+    model_level = classifier_level(scores, thresholds)
+    model_crisis = model_level == "crisis"
     reasons = [f"rule:{n}" for n in dict.fromkeys(h.name for h in hits if h.name not in rules.SCOPE_DECISIONS)]
     reasons += [f"scope:{name}" for name in dict.fromkeys(exceptions)]
     reasons.append("classifier:" + ",".join(f"{name}={value:.2f}" for name, value in scores.items()))

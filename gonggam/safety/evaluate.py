@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gonggam.safety import corpus
-from gonggam.safety.replies import CONCERN_FOOTER, CRISIS_REPLY, LABELS_ORDER, Assessment
+from gonggam.safety.replies import CONCERN_FOOTER, LABELS_ORDER, Assessment
 
 
 def _rate(hits: int, total: int) -> float | None:
@@ -81,10 +81,14 @@ def output_metrics(examples: list[corpus.Example], check: Callable[[str], Assess
 
 
 def fixed_text_checks() -> dict[str, bool]:
+    """The texts the layer really shows: every crisis verdict's reply and the concern footer."""
+    from gonggam.safety import guard_reply
+
+    crisis_reply = guard_reply(Assessment("crisis", ()), None)[0]
     return {
-        "crisis_reply_has_109": "109" in CRISIS_REPLY,
+        "every_crisis_reply_has_109": "109" in crisis_reply,
         "footer_has_109": "109" in CONCERN_FOOTER,
-        "no_1393": "1393" not in CRISIS_REPLY + CONCERN_FOOTER,
+        "no_1393": "1393" not in crisis_reply + CONCERN_FOOTER,
     }
 
 
@@ -93,12 +97,10 @@ def evaluate(split: str = "test", root: Path = corpus.SAFETY_DATA) -> dict[str, 
     from gonggam import safety
 
     messages = message_metrics(corpus.messages(split, root), safety.assess_message)
-    # Every crisis verdict is answered with the fixed reply: check the reply the layer really gives.
-    replies = [safety.guard_reply(safety.Assessment("crisis", ()), None)[0]]
     return {
         "split": split,
         "messages": messages,
         "conversations": conversation_metrics(corpus.conversations(split, root), safety.assess_conversation),
         "output_check": output_metrics(corpus.replies(split, root), safety.check_output),
-        "fixed_texts": {**fixed_text_checks(), "every_crisis_reply_has_109": all("109" in r for r in replies)},
+        "fixed_texts": fixed_text_checks(),
     }

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gonggam.safety import combine, corpus, features, rules
-from gonggam.safety.classifier import MODEL_DIR, Head, LinearModel, row_values
+from gonggam.safety.classifier import MODEL_DIR, Head, LinearModel, row_values, segment_logit, sigmoid
 from gonggam.safety.corpus import CorpusError, Example
 from gonggam.safety.normalise import normalise_view
 from gonggam.safety.replies import CONCERN_FOOTER, CRISIS_REPLY
@@ -50,8 +50,7 @@ class Featurised:
         return csr_matrix((values, np.concatenate(rows), indptr), shape=(len(rows), features.DIM), dtype=np.float64)
 
     def scores(self, weight: np.ndarray, bias: float, idf: np.ndarray) -> np.ndarray:
-        logits = [max(float(weight[s] @ row_values(s, idf)) for s in segments) + bias for segments in self.segments]
-        return 1.0 / (1.0 + np.exp(-np.array(logits)))
+        return np.array([sigmoid(segment_logit(weight, idf, segments) + bias) for segments in self.segments])
 
 
 def inverse_document_frequency(data: Featurised) -> np.ndarray:
