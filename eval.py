@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gonggam.modeling import UserError
+from gonggam.errors import run_command
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from gonggam import evaluation
 
-    try:
+    def body() -> int:
         output, metrics = evaluation.run_evaluation(
             args.data,
             args.model,
@@ -63,12 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             load_in_4bit=args.load_in_4bit,
             generate=not args.no_generate,
         )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    evaluation.print_summary(metrics)
-    print(f"report written to {output}/ (keep it local: it quotes the AIHub corpus)", file=sys.stderr)
-    return 0
+        evaluation.print_summary(metrics)
+        print(f"report written to {output}/ (keep it local: it quotes the AIHub corpus)", file=sys.stderr)
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gonggam.modeling import UserError
+from gonggam.errors import run_command
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,7 +22,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", help="base model id or path (default: the adapter's base_model_name_or_path)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--max-shard-size", default="2GB")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier merge in --output (a folder holding anything else is always refused)",
+    )
     return parser.parse_args(argv)
 
 
@@ -30,13 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from gonggam.merge import merge_adapter
 
-    try:
+    def body() -> int:
         result = merge_adapter(args.adapter, args.output, args.base, args.dtype, args.max_shard_size, args.overwrite)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"merged model written to {result['output']} ({result['dtype']})", file=sys.stderr)
-    return 0
+        print(f"merged model written to {result['output']} ({result['dtype']})", file=sys.stderr)
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

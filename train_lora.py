@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from gonggam.modeling import UserError
+from gonggam.errors import UserError, run_command
 from gonggam.training import ScriptArguments, train
 
 
@@ -35,18 +35,17 @@ def parse(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def body() -> int:
         script_args, training_args, model_args = parse(argv)
         results = train(script_args, training_args, model_args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(
-        f"adapter saved to {training_args.output_dir}: eval loss {results['initial_eval_loss']} -> "
-        f"{results['eval_loss']} after {results['global_step']} steps",
-        file=sys.stderr,
-    )
-    return 0
+        print(
+            f"adapter saved to {training_args.output_dir}: eval loss {results['initial_eval_loss']} -> "
+            f"{results['eval_loss']} after {results['global_step']} steps",
+            file=sys.stderr,
+        )
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

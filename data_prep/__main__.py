@@ -4,7 +4,8 @@
         --validation 감성대화말뭉치(최종데이터)_Validation.json --output data/processed
     python -m data_prep --input 감성대화말뭉치(최종데이터)_Training.zip --output data/processed --val-ratio 0.05
 
-Writes train.jsonl, validation.jsonl, stats.json and report.png into --output (replaced only on success).
+Writes train.jsonl, validation.jsonl, stats.json and report.png into --output: only files an earlier data_prep
+run wrote there are replaced, and only once the new ones are complete.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from data_prep.errors import DataError
 from data_prep.pipeline import prepare, summary
+from gonggam.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, interrupts_unwind
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -23,8 +25,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Read AIHub 감성 대화 files (.json, .xlsx, .csv/.tsv, or .zip holding them) and write "
         "train/validation JSONL, stats.json and report.png.",
     )
-    parser.add_argument("--input", nargs="+", required=True, metavar="PATH", help="training-side files")
-    parser.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced on success)")
+    parser.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="training-side files (all parts of a split .zip.partN)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="output directory (its earlier data_prep files are replaced on success; anything else in it is refused)",
+    )
     parser.add_argument(
         "--validation",
         nargs="+",
@@ -50,18 +63,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        stats = prepare(
-            args.input,
-            args.output,
-            validation=args.validation,
-            val_ratio=args.val_ratio,
-            seed=args.seed,
-            expand_prefixes=args.expand_prefixes,
-            quiet=args.quiet,
-        )
+        with interrupts_unwind():
+            stats = prepare(
+                args.input,
+                args.output,
+                validation=args.validation,
+                val_ratio=args.val_ratio,
+                seed=args.seed,
+                expand_prefixes=args.expand_prefixes,
+                quiet=args.quiet,
+            )
     except DataError as err:
         print(f"data_prep: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"data_prep: interrupted; {args.output} holds no half-written files.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not args.quiet:
         print(summary(stats, args.output))
     return 0

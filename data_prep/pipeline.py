@@ -1,31 +1,30 @@
 """read → normalise → validate → dedupe → split → write, as one call: ``prepare``.
 
 Everything is read into memory before anything is written (the full corpus is ~60k dialogues), so a
-bad input fails before the output directory exists; the output is written into a temporary directory
-next to it and renamed into place only when complete.
+bad input fails before the output directory exists; the output goes through ``gonggam.files``, which
+replaces only files an earlier data_prep run wrote and only once everything is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from data_prep.errors import DataError
-from data_prep.readers import read_any, resolve_input
+from data_prep.readers import Input, group_inputs, read_input
 from data_prep.records import Dialogue, Malformed
 from data_prep.report import write_report
 from data_prep.split import split_dialogues
 from data_prep.stats import Lengths, Tally, build_stats
+from gonggam.files import OutputError, check_output, output_directory
 
 # Inputs smaller than this finish before a progress bar would tell anyone anything.
 PROGRESS_MIN_BYTES = 5_000_000
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "stats.json", "report.png")
+COMMAND = "data_prep"
 
 PathLike = str | os.PathLike[str]
 
@@ -53,16 +52,18 @@ def prepare(
         validation = [validation]
     output = Path(output)
     _check_output(output)
-    train_paths = [resolve_input(path) for path in inputs]
-    validation_paths = [resolve_input(path) for path in validation or []]
-    if not train_paths:
+    # The parts of a split zip are one input each side, wherever they sit among the other paths.
+    train_inputs = group_inputs(inputs)
+    validation_inputs = group_inputs(validation or [])
+    if not train_inputs:
         raise DataError("no --input file given; pass at least one AIHub .json, .xlsx, .csv or .zip file.")
+    _check_disjoint(train_inputs, validation_inputs)
 
     tally = Tally()
-    held_out = collect(validation_paths, tally, leak_keys=frozenset(), quiet=quiet)
+    held_out = collect(validation_inputs, tally, leak_keys=frozenset(), quiet=quiet)
     held_out_keys = frozenset(dialogue_key(d) for d in held_out)
-    pool = collect(train_paths, tally, leak_keys=held_out_keys, quiet=quiet)
-    if validation_paths:
+    pool = collect(train_inputs, tally, leak_keys=held_out_keys, quiet=quiet)
+    if validation_inputs:
         train, valid = pool, held_out
     else:
         train, valid = split_dialogues(pool, val_ratio, seed)
@@ -70,27 +71,34 @@ def prepare(
     splits = {"train": train, "validation": valid}
     lines = {name: _line_count(dialogues, expand_prefixes) for name, dialogues in splits.items()}
     settings = {
-        "val_ratio": None if validation_paths else val_ratio,
-        "seed": None if validation_paths else seed,
+        "val_ratio": None if validation_inputs else val_ratio,
+        "seed": None if validation_inputs else seed,
         "expand_prefixes": expand_prefixes,
-        "validation_files": bool(validation_paths),
+        "validation_files": bool(validation_inputs),
     }
     stats, lengths = build_stats(tally, splits, lines, settings)
     _publish(output, splits, stats, lengths, expand_prefixes)
     return stats
 
 
-def collect(paths: Iterable[Path], tally: Tally, leak_keys: frozenset[tuple[str, ...]], quiet: bool) -> list[Dialogue]:
-    """The usable, first-seen dialogues of some files; every other record is tallied by drop reason."""
-    seen: set[tuple[str, ...]] = set()
+def collect(
+    inputs: Iterable[Input], tally: Tally, leak_keys: frozenset[tuple[str, ...]], quiet: bool
+) -> list[Dialogue]:
+    """The usable, first-seen dialogues of some inputs; every other record is tallied by drop reason.
+
+    Of dialogues with the same messages (``dialogue_key``) the first seen wins: inputs in the order given
+    (a split zip where its first part was given), then records in file order. A later copy is dropped as
+    ``duplicate``, and also counted in ``tally.label_conflicts`` when its labels differ from the kept
+    copy's: no copy is more likely right than another, so the order the user gave decides, but not silently.
+    """
+    first_seen: dict[tuple[str, ...], Dialogue] = {}
     kept: list[Dialogue] = []
-    for path in paths:
+    for given in inputs:
         before = sum(tally.files.values())
-        for item in _progress(read_any(path), path, quiet):
+        for item in _progress(read_input(given), given, quiet):
             tally.read_one(item.source)
             if isinstance(item, Malformed):
-                tally.drop("malformed")
-                tally.malformed[item.detail] += 1
+                tally.drop_malformed(item)
                 continue
             if not item.messages:
                 tally.drop("no_complete_turn")
@@ -98,14 +106,16 @@ def collect(paths: Iterable[Path], tally: Tally, leak_keys: frozenset[tuple[str,
             key = dialogue_key(item)
             if key in leak_keys:
                 tally.drop("leakage")
-            elif key in seen:
+            elif key in first_seen:
                 tally.drop("duplicate")
+                if _labels(item) != _labels(first_seen[key]):
+                    tally.label_conflicts += 1
             else:
-                seen.add(key)
+                first_seen[key] = item
                 tally.truncated += item.truncated
                 kept.append(item)
         if sum(tally.files.values()) == before:
-            tally.files.setdefault(unicodedata.normalize("NFC", path.name), 0)
+            tally.files.setdefault(given.name, 0)
     return kept
 
 
@@ -114,24 +124,63 @@ def dialogue_key(dialogue: Dialogue) -> tuple[str, ...]:
     return tuple(message["content"] for message in dialogue.messages)
 
 
+def _labels(dialogue: Dialogue) -> tuple[dict[str, str | None], ...]:
+    return dialogue.emotion, dialogue.situation, dialogue.persona
+
+
+def _check_disjoint(train: Sequence[Input], validation: Sequence[Input]) -> None:
+    """One file on both sides would make all of train leakage: an empty train.jsonl, and no error."""
+    train_paths = [path for given in train for path in given.paths]
+    for valid_path in (path for given in validation for path in given.paths):
+        for train_path in train_paths:
+            if not os.path.samefile(train_path, valid_path):
+                continue
+            problem = (
+                f"{train_path} was given as both --input and --validation"
+                if train_path == valid_path
+                else f"{train_path} (--input) and {valid_path} (--validation) are the same file"
+            )
+            raise DataError(f"{problem}; pass the Training file as --input and the Validation file as --validation.")
+
+
 def summary(stats: dict[str, Any], output: PathLike) -> str:
     """The few lines printed at the end of a run."""
     dropped = ", ".join(f"{reason} {count:,}" for reason, count in stats["dropped"].items() if count) or "none"
     splits = ", ".join(f"{name} {count:,}" for name, count in stats["splits"].items())
-    return (
-        f"read {stats['read']:,} records, kept {stats['kept']:,} dialogues (dropped: {dropped})\n"
-        f"splits: {splits}\n"
-        f"wrote {Path(output)}/{{{','.join(OUTPUT_FILES)}}}"
+    return "\n".join(
+        [
+            f"read {stats['read']:,} records, kept {stats['kept']:,} dialogues (dropped: {dropped})",
+            *_dirt_notes(stats),
+            f"splits: {splits}",
+            f"wrote {Path(output)}/{{{','.join(OUTPUT_FILES)}}}",
+        ]
     )
 
 
-def _progress(items: Iterator[Dialogue | Malformed], path: Path, quiet: bool) -> Iterator[Dialogue | Malformed]:
-    if quiet or path.stat().st_size < PROGRESS_MIN_BYTES:
+def _dirt_notes(stats: dict[str, Any]) -> list[str]:
+    """Summary lines for the dirt a user should look at in stats.json (none for a clean corpus)."""
+    notes = []
+    if undecodable := stats.get("undecodable_lines"):
+        lines = sum(len(numbers) for numbers in undecodable.values())
+        notes.append(
+            f"undecodable lines: {lines:,} in {', '.join(undecodable)} held bytes that are neither UTF-8 nor "
+            "CP949; their rows were dropped as malformed (stats.json: undecodable_lines)"
+        )
+    if conflicts := stats.get("duplicate_label_conflict"):
+        notes.append(
+            f"label conflicts: {conflicts:,} duplicates had other labels than the first copy, which was kept "
+            "(stats.json: duplicate_label_conflict)"
+        )
+    return notes
+
+
+def _progress(items: Iterator[Dialogue | Malformed], given: Input, quiet: bool) -> Iterator[Dialogue | Malformed]:
+    if quiet or given.size < PROGRESS_MIN_BYTES:
         return items
     from tqdm import tqdm  # lazily, like every optional cost
 
     # disable=None: no bar when stderr is not a terminal (CI logs, pipes).
-    return tqdm(items, desc=path.name, unit=" dialogues", disable=None, mininterval=0.5)
+    return tqdm(items, desc=given.name, unit=" dialogues", disable=None, mininterval=0.5)
 
 
 def _line_count(dialogues: Sequence[Dialogue], expand_prefixes: bool) -> int:
@@ -139,14 +188,10 @@ def _line_count(dialogues: Sequence[Dialogue], expand_prefixes: bool) -> int:
 
 
 def _check_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise DataError(f"--output {output} is a file; pass a directory path.")
-    if output.is_dir() and any(output.iterdir()) and not (output / "stats.json").is_file():
-        # Replacing the directory deletes it: only ever do that to an earlier output of this tool.
-        raise DataError(
-            f"--output {output} already holds files that data_prep did not write; "
-            "choose a new directory or empty this one."
-        )
+    try:
+        check_output(output, COMMAND, legacy=OUTPUT_FILES)
+    except OutputError as err:
+        raise DataError(str(err)) from err
 
 
 def _publish(
@@ -156,23 +201,19 @@ def _publish(
     lengths: Lengths,
     expand_prefixes: bool,
 ) -> None:
-    """Write everything into a sibling temporary directory, then rename it into place."""
+    """Write everything into a staging folder that replaces this command's earlier files only when complete."""
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's private 0700 would outlive the rename
-    except OSError as err:
-        raise DataError(f"could not create {output} ({err.strerror}); check the path and its permissions.") from err
-    try:
-        for name, dialogues in splits.items():
-            _write_jsonl(staging / f"{name}.jsonl", dialogues, expand_prefixes)
-        (staging / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        write_report(staging / "report.png", stats, lengths)
-        _swap_into_place(staging, output)
+        with output_directory(output, COMMAND, legacy=OUTPUT_FILES) as staging:
+            for name, dialogues in splits.items():
+                _write_jsonl(staging / f"{name}.jsonl", dialogues, expand_prefixes)
+            (staging / "stats.json").write_text(
+                json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
+            write_report(staging / "report.png", stats, lengths)
+    except OutputError as err:
+        raise DataError(str(err)) from err
     except OSError as err:
         raise DataError(f"could not write {output} ({err.strerror}); check free space and permissions.") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_jsonl(path: Path, dialogues: Sequence[Dialogue], expand_prefixes: bool) -> None:
@@ -182,19 +223,3 @@ def _write_jsonl(path: Path, dialogues: Sequence[Dialogue], expand_prefixes: boo
             for record in dialogue.prefixes() if expand_prefixes else (dialogue.to_json(),):
                 handle.write(encode(record))
                 handle.write("\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _swap_into_place(staging: Path, output: Path) -> None:
-    if not output.exists():
-        os.replace(staging, output)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-    os.replace(output, retired / output.name)
-    os.replace(staging, output)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -51,11 +51,14 @@ class Dialogue:
 
 @dataclass(slots=True)
 class Malformed:
-    """A record inside a readable file that could not be used (wrong types, missing keys, not an object)."""
+    """A record inside a readable file that could not be used (wrong types, missing keys, not an object,
+    a CSV row holding bytes that are neither UTF-8 nor CP949)."""
 
     source: str
     where: str
     detail: str = field(default="")
+    # The physical 1-based lines of a CSV/TSV row that did not decode (stats.json's undecodable_lines).
+    undecodable_lines: tuple[int, ...] = ()
 
 
 def clean_text(text: str) -> str:

@@ -4,6 +4,12 @@ Columns are found by their header, whatever their position: 사람문장N, 시�
 감정_대분류, 감정_소분류, 상황키워드, 연령, 성별. Any other column (번호, value, an unnamed index,
 신체질환) is ignored. The sheets carry labels, not codes; labels are mapped back to codes here.
 
+Every sheet of a workbook is searched: a sheet with dialogue columns but no 감정_대분류 (a scratch copy, a
+summary) is skipped, and only a workbook without any usable sheet is an error, which names the sheets.
+
+A CSV/TSV row holding bytes that decoded in neither UTF-8 nor CP949 (kept as lone surrogates by the reader)
+becomes a ``Malformed`` that carries its physical line numbers; the rest of the file is read as usual.
+
 A sheet has no person id, so each row is its own split group: the random split can then not separate
 a person's dialogues, which is the best that can be done without one (pass --validation to control it).
 """
@@ -30,10 +36,13 @@ from data_prep.codes import (
     situation_code,
 )
 from data_prep.errors import DataError
-from data_prep.records import Dialogue, build_messages, clean_text
+from data_prep.records import Dialogue, Malformed, build_messages, clean_text
 
 HEADER_SEARCH_ROWS = 10
 EXPECTED_COLUMNS = "사람문장1, 시스템응답1 (or 시스템문장1) and 감정_대분류"
+# What errors="surrogateescape" turns an undecodable byte into; decoded text never holds these otherwise.
+UNDECODABLE = re.compile("[\udc80-\udcff]")
+UNDECODABLE_DETAIL = "row holds bytes that are neither UTF-8 nor CP949"
 
 _USER_COLUMN = re.compile(r"사람문장(\d+)")
 _SYSTEM_COLUMN = re.compile(r"시스템(?:응답|문장)(\d+)")
@@ -79,7 +88,7 @@ def columns_from_header(row: Sequence[Any]) -> Columns | None:
 
 
 def read_xlsx(data: bytes, source: str, shown: str) -> Iterator[Dialogue]:
-    """Every sheet of a workbook that has a dialogue header; DataError if none has."""
+    """Every sheet of a workbook whose header has the dialogue and 감정_대분류 columns; DataError if none has."""
     import openpyxl  # lazily: a JSON-only run never pays for it
 
     try:
@@ -91,57 +100,99 @@ def read_xlsx(data: bytes, source: str, shown: str) -> Iterator[Dialogue]:
         ) from err
     try:
         found = False
+        unlabelled: list[str] = []  # sheets with dialogue columns but no 감정_대분류
         several = len(workbook.worksheets) > 1
         for sheet in workbook.worksheets:
+            # The sheet title is in the ids only when there are several sheets: one-sheet ids stay as they were.
             prefix = f"{source}:{sheet.title}" if several else source
             rows = sheet.iter_rows(values_only=True)
-            located = _locate_header(rows, shown)
+            located = _locate_header(rows)
             if located is None:
                 continue
-            found = True
             header_number, columns = located
+            if "major" not in columns.meta:
+                unlabelled.append(sheet.title)
+                continue
+            found = True
             yield from sheet_dialogues(rows, columns, header_number + 1, source, prefix)
         if not found:
-            raise DataError(
-                f"{shown} has no sheet with a header row holding {EXPECTED_COLUMNS}; "
-                "pass the AIHub 감성 대화 workbook (2021 최종/원시 or 2022 원천) or its CSV export."
-            )
+            raise _no_usable_sheet(shown, [sheet.title for sheet in workbook.worksheets], unlabelled)
     finally:
         workbook.close()
 
 
-def read_delimited(text: str, source: str, shown: str) -> Iterator[Dialogue]:
-    """A CSV or TSV export (the delimiter is whichever of tab and comma the header line uses more)."""
-    header = _header_line(text)
+def _no_usable_sheet(shown: str, titles: list[str], unlabelled: list[str]) -> DataError:
+    if unlabelled:
+        which = f"sheet {_quoted(unlabelled)} has" if len(unlabelled) == 1 else f"sheets {_quoted(unlabelled)} have"
+        return DataError(
+            f"{shown}: {which} 사람문장1 but no 감정_대분류 column; "
+            f"expected a sheet with {EXPECTED_COLUMNS}, as in the AIHub workbooks."
+        )
+    return DataError(
+        f"{shown} has no sheet with a header row holding {EXPECTED_COLUMNS} (searched {_quoted(titles)}); "
+        "pass the AIHub 감성 대화 workbook (2021 최종/원시 or 2022 원천) or its CSV export."
+    )
+
+
+def _quoted(titles: list[str]) -> str:
+    return ", ".join(f"'{title}'" for title in titles)
+
+
+def read_delimited(text: str, source: str, shown: str) -> Iterator[Dialogue | Malformed]:
+    """A CSV or TSV export (the delimiter is whichever of tab and comma the header line uses more).
+
+    A row whose lines hold undecodable bytes is a Malformed naming those lines; ids count rows, not lines."""
+    header = header_line(text)
     delimiter = "\t" if header.count("\t") > header.count(",") else ","
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    located = _locate_header(rows, shown)
+    lines = physical_lines(text)
+    rows = csv.reader(lines, delimiter=delimiter)
+    located = _locate_header(rows)
     if located is None:
         raise DataError(
             f"{shown} has no header row holding {EXPECTED_COLUMNS} in its first {HEADER_SEARCH_ROWS} lines; "
             "export the AIHub sheet with its header row."
         )
     header_number, columns = located
-    yield from sheet_dialogues(rows, columns, header_number + 1, source, source)
+    if "major" not in columns.meta:
+        raise DataError(
+            f"{shown} has dialogue columns but no 감정_대분류 column; "
+            f"expected {EXPECTED_COLUMNS}, as in the AIHub sheets."
+        )
+    last_line = rows.line_num
+    for number, row in enumerate(rows, start=header_number + 1):
+        # line_num is the last physical line read: a quoted cell may have carried the row over several.
+        first_line, last_line = last_line + 1, rows.line_num
+        undecodable = undecodable_lines(lines, first_line, last_line)
+        if undecodable:
+            yield Malformed(source, f"{source}:{undecodable[0]}", UNDECODABLE_DETAIL, tuple(undecodable))
+        elif (dialogue := row_dialogue(row, columns, number, source, source)) is not None:
+            yield dialogue
 
 
-def _header_line(text: str) -> str:
+def physical_lines(text: str) -> list[str]:
+    """The lines as the csv module reads them (split at \\n, \\r\\n or \\r, endings kept): a text editor's lines."""
+    return io.StringIO(text, newline="").readlines()
+
+
+def undecodable_lines(lines: Sequence[str], first: int = 1, last: int | None = None) -> list[int]:
+    """The 1-based numbers of the lines (of first..last) that hold an undecodable byte."""
+    last = len(lines) if last is None else last
+    return [number for number in range(first, last + 1) if UNDECODABLE.search(lines[number - 1])]
+
+
+def header_line(text: str) -> str:
+    """The first line mentioning 사람문장1 (else the first line) among the first 8 KiB of a text export."""
     # Text cells hold commas freely; the header line's separators are the reliable count.
     lines = text[:8192].splitlines()
     return next((line for line in lines if "사람문장1" in label_key(line)), lines[0] if lines else "")
 
 
-def _locate_header(rows: Iterator[Sequence[Any]], shown: str) -> tuple[int, Columns] | None:
+def _locate_header(rows: Iterator[Sequence[Any]]) -> tuple[int, Columns] | None:
     """Consume rows up to the header: its 1-based row number and layout, or None if the first
-    HEADER_SEARCH_ROWS rows hold none."""
+    HEADER_SEARCH_ROWS rows hold none. Whether the layout has a 감정_대분류 column is the caller's call."""
     for number, row in enumerate(rows, start=1):
         columns = columns_from_header(row)
         if columns is not None:
-            if "major" not in columns.meta:
-                raise DataError(
-                    f"{shown} has dialogue columns but no 감정_대분류 column; "
-                    f"expected {EXPECTED_COLUMNS}, as in the AIHub sheets."
-                )
             return number, columns
         if number >= HEADER_SEARCH_ROWS:
             return None
@@ -152,26 +203,33 @@ def sheet_dialogues(
     rows: Iterable[Sequence[Any]], columns: Columns, first_number: int, source: str, id_prefix: str
 ) -> Iterator[Dialogue]:
     """One Dialogue per non-blank row; ids are PREFIX:ROW with the row number as a spreadsheet shows it."""
-    meta = columns.meta
     for number, row in enumerate(rows, start=first_number):
-        if not any(cell is not None and str(cell).strip() for cell in row):
-            continue
-        turns = [(_cell(row, user), _cell(row, system)) for user, system in columns.turns]
-        messages, truncated = build_messages(turns)
-        row_id = f"{id_prefix}:{number}"
-        yield Dialogue(
-            id=row_id,
-            messages=messages,
-            emotion=emotion_from_labels(_cell(row, meta.get("major")), _cell(row, meta.get("minor"))),
-            situation=_situation(_cell(row, meta.get("situation"))),
-            persona={
-                "age": _canonical(AGES, age_code, _cell(row, meta.get("age"))),
-                "gender": _canonical(GENDERS, gender_code, _cell(row, meta.get("gender"))),
-            },
-            source=source,
-            group=row_id,
-            truncated=truncated,
-        )
+        dialogue = row_dialogue(row, columns, number, source, id_prefix)
+        if dialogue is not None:
+            yield dialogue
+
+
+def row_dialogue(row: Sequence[Any], columns: Columns, number: int, source: str, id_prefix: str) -> Dialogue | None:
+    """The Dialogue of row ``number`` (its id is PREFIX:NUMBER), or None for a blank row."""
+    if not any(cell is not None and str(cell).strip() for cell in row):
+        return None
+    meta = columns.meta
+    turns = [(_cell(row, user), _cell(row, system)) for user, system in columns.turns]
+    messages, truncated = build_messages(turns)
+    row_id = f"{id_prefix}:{number}"
+    return Dialogue(
+        id=row_id,
+        messages=messages,
+        emotion=emotion_from_labels(_cell(row, meta.get("major")), _cell(row, meta.get("minor"))),
+        situation=_situation(_cell(row, meta.get("situation"))),
+        persona={
+            "age": _canonical(AGES, age_code, _cell(row, meta.get("age"))),
+            "gender": _canonical(GENDERS, gender_code, _cell(row, meta.get("gender"))),
+        },
+        source=source,
+        group=row_id,
+        truncated=truncated,
+    )
 
 
 def emotion_from_labels(major: str, minor: str) -> dict[str, str | None]:

@@ -2,6 +2,17 @@
 
 The identity ``read == kept + sum(dropped.values())`` holds by construction: every record a reader
 yields is counted once in ``read`` and ends in exactly one of the kept splits or one drop reason.
+
+Fields about dirt in the input:
+
+- ``dropped.duplicate``: a dialogue whose messages equal one seen before on the same side (train or
+  validation). The first seen is kept: files in the order given, then records in file order.
+- ``duplicate_label_conflict``: how many of those duplicates carried other labels (emotion code/major/minor,
+  situation or persona) than the copy kept; they are resolved the same way, first seen wins.
+- ``dropped.malformed`` and ``malformed_detail``: records that could not be used, counted by reason; a CSV/TSV
+  row with bytes that are neither UTF-8 nor CP949 is one of them.
+- ``undecodable_lines``: ``{source: [line, ...]}``, the 1-based lines (as a text editor numbers them) of each
+  CSV/TSV file whose bytes did not decode; their rows are the malformed ones above.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data_prep.codes import MAJORS
-from data_prep.records import Dialogue
+from data_prep.records import Dialogue, Malformed
 
 DROP_REASONS = ("malformed", "no_complete_turn", "duplicate", "leakage")
 
@@ -25,6 +36,8 @@ class Tally:
     files: dict[str, int] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
+    undecodable: dict[str, list[int]] = field(default_factory=dict)
+    label_conflicts: int = 0
     truncated: int = 0
 
     def read_one(self, source: str) -> None:
@@ -32,6 +45,12 @@ class Tally:
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] += 1
+
+    def drop_malformed(self, item: Malformed) -> None:
+        self.drop("malformed")
+        self.malformed[item.detail] += 1
+        if item.undecodable_lines:
+            self.undecodable.setdefault(item.source, []).extend(item.undecodable_lines)
 
 
 @dataclass
@@ -54,6 +73,7 @@ def build_stats(
         "read": sum(tally.files.values()),
         "kept": len(kept),
         "dropped": {reason: tally.dropped.get(reason, 0) for reason in DROP_REASONS},
+        "duplicate_label_conflict": tally.label_conflicts,
         "splits": {name: len(dialogues) for name, dialogues in splits.items()},
         "lines": lines,
         "emotion_major": _counts(d.emotion["major"] or "" for d in kept),
@@ -64,6 +84,7 @@ def build_stats(
         "chars": {"user": summarise(lengths.user), "assistant": summarise(lengths.assistant)},
         "truncated": tally.truncated,
         "malformed_detail": dict(sorted(tally.malformed.items())),
+        "undecodable_lines": tally.undecodable,
         "files": tally.files,
         "settings": settings,
     }

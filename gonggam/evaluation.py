@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gonggam.files import atomic_directory
+from gonggam.files import check_output, output_directory
 from gonggam.modeling import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -445,9 +445,13 @@ def resolve_compare(other: str) -> tuple[str, str | None, str | None]:
 # Writing the report
 
 
+COMMAND = "eval.py"
+REPORT_FILES = ("metrics.json", "samples.jsonl", "metrics.png", "report.md")
+
+
 def write_report(output: Path, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> Path:
-    """metrics.json, report.md, metrics.png, samples.jsonl, staged next to `output` and renamed into place."""
-    with atomic_directory(output) as staging:
+    """metrics.json, report.md, metrics.png, samples.jsonl, staged and moved into place only when all are written."""
+    with output_directory(output, COMMAND, legacy=REPORT_FILES) as staging:
         (staging / "metrics.json").write_text(
             json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
@@ -640,6 +644,8 @@ def run_evaluation(
     **options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate, optionally compare, write the report directory; returns (report directory, metrics)."""
+    if output is not None:
+        check_output(output, COMMAND, legacy=REPORT_FILES)  # before the model runs, not after
     dialogues = read_dialogues(data, limit)
     safety = safety_metrics()
     metrics, samples = evaluate_model(model, adapter, dialogues, **options)

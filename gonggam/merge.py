@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from gonggam.files import atomic_directory
+from gonggam.files import check_output, output_directory
 from gonggam.modeling import UserError, adapter_base, load_base, load_tokenizer
 
 # Prompts the merged model must answer exactly as base + adapter does (logits compared, not text).
@@ -45,9 +45,22 @@ def largest_difference(reference: list[torch.Tensor], merged: list[torch.Tensor]
     return absolute, absolute / max(scale, 1e-6)
 
 
+COMMAND = "merge_adapter.py"
+# What merges wrote before outputs had a manifest: such a folder may still be replaced with --overwrite.
+LEGACY_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "README.md",
+)
+
+
 def check_output_dir(output: Path, overwrite: bool) -> None:
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise UserError(f"{output} exists and is not empty: pass --overwrite to replace it, or pick another --output.")
+    check_output(output, COMMAND, legacy=LEGACY_FILES, overwrite=overwrite)
 
 
 def merge_adapter(
@@ -86,17 +99,19 @@ def merge_adapter(
         )
     merged.config.use_cache = True
     merged.generation_config = GenerationConfig.from_pretrained(adapter)
-    save_atomically(merged, tokenizer, output, max_shard_size, base, adapter)
+    save_atomically(merged, tokenizer, output, max_shard_size, base, adapter, overwrite)
     return {"output": str(output), "max_abs_logit_diff": absolute, "relative_diff": relative, "dtype": dtype}
 
 
-def save_atomically(model: Any, tokenizer: Any, output: Path, max_shard_size: str, base: str, adapter: Path) -> None:
+def save_atomically(
+    model: Any, tokenizer: Any, output: Path, max_shard_size: str, base: str, adapter: Path, overwrite: bool
+) -> None:
     from gonggam.card import write_card
 
     results_file = adapter / "train_results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     shown = {k: v for k, v in results.items() if isinstance(v, int | float | str)}
-    with atomic_directory(output) as staging:
+    with output_directory(output, COMMAND, legacy=LEGACY_FILES, overwrite=overwrite) as staging:
         model.save_pretrained(staging, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(staging)
         write_card(staging, base, "merged", {"adapter": adapter.name}, shown)

@@ -10,12 +10,9 @@ from typing import Any
 
 from gonggam import attention
 from gonggam.chat import prepare_model_config, prepare_tokenizer
+from gonggam.errors import UserError
 
 attention.register()
-
-
-class UserError(Exception):
-    """A problem the user can fix; its message is one sentence that says how. Entry points exit with 2."""
 
 
 def resolve_dtype(name: str | None) -> Any:

@@ -16,6 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from gonggam.errors import UserError, run_command
+from gonggam.files import output_directory
+
 SPECIAL_TOKENS = ["<|unused0|>", "<|unused1|>", "<|endoftext|>", "<|sep|>", "<|acc|>", "<|tel|>", "<|rrn|>"]
 
 # Polyglot-ko-5.8B's shape (used by the benchmarks) and the tiny one (tests and the demo).
@@ -24,6 +27,7 @@ POLYGLOT_5_8B_SHAPE = dict(
 )
 TINY_SHAPE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512)
 HEAD_SCALE = 10.0
+LEGACY_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer*", "special_tokens_map.json")
 
 
 def corpus_texts(corpus: Path) -> Iterator[str]:
@@ -95,9 +99,9 @@ def build_tiny(corpus: Path, output: Path, seed: int = 0, vocab_size: int = 2000
     # loss much. A pretrained head has no such cap; scaling this one gives the tiny model room to learn.
     with torch.no_grad():
         model.get_output_embeddings().weight.mul_(HEAD_SCALE)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    with output_directory(output, "gonggam.tiny", legacy=LEGACY_FILES) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     return output
 
 
@@ -108,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab-size", type=int, default=2000)
     args = parser.parse_args(argv)
-    try:
-        path = build_tiny(args.corpus, args.output, args.seed, args.vocab_size)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"tiny Polyglot-shaped model written to {path}", file=sys.stderr)
-    return 0
+
+    def body() -> int:
+        try:
+            path = build_tiny(args.corpus, args.output, args.seed, args.vocab_size)
+        except FileNotFoundError as error:
+            raise UserError(str(error)) from error
+        print(f"tiny Polyglot-shaped model written to {path}", file=sys.stderr)
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gonggam.chat import EOS_TOKEN
+from gonggam.files import check_output, output_directory
 from gonggam.modeling import (
     UserError,
     disable_cpu_4bit_repacking,
@@ -24,6 +25,24 @@ from gonggam.modeling import (
 )
 
 logger = logging.getLogger("gonggam.train")
+
+COMMAND = "train_lora.py"
+# The Trainer writes checkpoint-N folders into the output during the run; they stay there for --resume.
+KEPT_DURING_TRAINING = ("checkpoint-*",)
+# What an adapter folder held before outputs had a manifest.
+LEGACY_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "README.md",
+    "training_args.bin",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+    "run_config.yaml",
+    "train_results.json",
+    "loss.png",
+)
 
 
 @dataclass
@@ -140,9 +159,8 @@ def build_trainer(script_args: ScriptArguments, training_args: Any, model_args: 
 
 def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
     """Train, evaluate, and write adapters/RUN/ with everything a user or the Hub needs."""
-    from gonggam.card import training_hyperparameters, write_card
-    from gonggam.plots import plot_loss
-
+    # Refused now rather than after hours of training: a folder holding files this command did not write.
+    check_output(training_args.output_dir, COMMAND, keep=KEPT_DURING_TRAINING, legacy=LEGACY_FILES)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = build_trainer(script_args, training_args, model_args)
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -172,22 +190,36 @@ def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> 
         flush=True,
     )
     if trainer.is_world_process_zero():
-        trainer.save_model(str(output))
-        trainer.processing_class.save_pretrained(output)
-        trainer.model.generation_config.save_pretrained(output)
-        save_resolved_config(output / "run_config.yaml", script_args, training_args, model_args)
-        (output / "train_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-        plot_loss(trainer.state.log_history, output / "loss.png")
-        write_card(
-            output,
-            trainer.model.peft_config["default"].base_model_name_or_path,
-            "adapter",
-            training_hyperparameters(training_args, model_args),
-            {k: v for k, v in results.items() if k != "log_history" and v is not None},
-        )
+        # In place: the folder also holds the run's checkpoint-N folders, which stay for resuming.
+        # trl writes its own README.md card beside every checkpoint; the check before training refused any other.
+        kept = (*KEPT_DURING_TRAINING, "README.md")
+        with output_directory(output, COMMAND, keep=kept, legacy=LEGACY_FILES, in_place=True) as staging:
+            save_adapter_folder(staging, trainer, results, script_args, training_args, model_args)
     if hasattr(trainer, "end"):
         trainer.end()
     return results
+
+
+def save_adapter_folder(
+    folder: Path, trainer: Any, results: dict[str, Any], script_args: Any, training_args: Any, model_args: Any
+) -> None:
+    """The adapter, tokenizer, generation defaults, resolved config, results, loss plot and model card."""
+    from gonggam.card import training_hyperparameters, write_card
+    from gonggam.plots import plot_loss
+
+    trainer.save_model(str(folder))
+    trainer.processing_class.save_pretrained(folder)
+    trainer.model.generation_config.save_pretrained(folder)
+    save_resolved_config(folder / "run_config.yaml", script_args, training_args, model_args)
+    (folder / "train_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    plot_loss(trainer.state.log_history, folder / "loss.png")
+    write_card(
+        folder,
+        trainer.model.peft_config["default"].base_model_name_or_path,
+        "adapter",
+        training_hyperparameters(training_args, model_args),
+        {k: v for k, v in results.items() if k != "log_history" and v is not None},
+    )
 
 
 def resolve_checkpoint(value: str | bool | None, output_dir: str) -> str | None:

@@ -608,7 +608,8 @@ def test_cli_writes_everything_and_a_report(tmp_path: Path) -> None:
     assert "Glyph" not in result.stderr and "Traceback" not in result.stderr
     assert "read 19 records, kept 14 dialogues" in result.stdout and "leakage 1" in result.stdout
     assert str(out) in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["report.png", "stats.json", "train.jsonl", "validation.jsonl"]
+    written = ["report.png", "stats.json", "train.jsonl", "validation.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".gonggam-output.json", *written]
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "report.png").stat().st_size > 20_000
 

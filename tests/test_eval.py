@@ -160,7 +160,13 @@ def test_report_is_written_atomically(tmp_path, monkeypatch):
     }
     output = tmp_path / "reports" / "m"
     evaluation.write_report(output, metrics, [])
-    assert sorted(p.name for p in output.iterdir()) == ["metrics.json", "metrics.png", "report.md", "samples.jsonl"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        ".gonggam-output.json",
+        "metrics.json",
+        "metrics.png",
+        "report.md",
+        "samples.jsonl",
+    ]
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

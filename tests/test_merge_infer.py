@@ -379,7 +379,7 @@ def test_a_failure_while_saving_the_merge_keeps_the_old_output_byte_for_byte(mer
     with torch.no_grad():  # a different model: every shard would change if it landed
         next(model.parameters()).add_(1.0)
     with pytest.raises(OSError, match="No space"):
-        save_atomically(model, tokenizer, output, "1GB", "beomi/KoAlpaca-Polyglot-5.8B", trained_adapter)
+        save_atomically(model, tokenizer, output, "1GB", "beomi/KoAlpaca-Polyglot-5.8B", trained_adapter, True)
     after = {p.relative_to(output).as_posix(): p.read_bytes() for p in output.rglob("*") if p.is_file()}
     assert after == before
     assert [p.name for p in output.parent.iterdir()] == ["tiny-cpu"]  # no staging folder left beside it
