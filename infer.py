@@ -5,8 +5,11 @@
     python infer.py --chat                                            # multi-turn, streamed
     python infer.py --input prompts.txt --output replies.jsonl        # a batch (lines, or JSONL with "messages")
     python infer.py --adapter adapters/RUN --prompt "..."             # base + adapter, unmerged
+    python infer.py --gguf exports/RUN/RUN-q4_k_m.gguf --chat          # llama.cpp on a laptop
+    python infer.py --upstream http://127.0.0.1:8001/v1 --prompt "..." # vLLM or llama.cpp's server
 
-The model defaults to the newest run in merged/. Logs go to stderr.
+The model defaults to the newest run in merged/. Whatever the engine, the safety layer answers a crisis message
+without calling it and checks every reply before it is shown. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -16,20 +19,18 @@ import json
 import sys
 from pathlib import Path
 
-from gonggam.modeling import UserError
+from gonggam.backends import SAMPLING_HELP, add_backend_arguments
+from gonggam.errors import UserError, run_command
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=SAMPLING_HELP)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", help="one user message")
     what.add_argument("--chat", action="store_true", help="an interactive multi-turn conversation")
     what.add_argument("--input", type=Path, help="a file of prompts: one a line, or JSONL with 'messages'")
     parser.add_argument("--output", type=Path, help="with --input: JSONL of replies (default: stdout)")
-    parser.add_argument("--model", help="merged model directory or Hub id (default: newest in merged/)")
-    parser.add_argument("--adapter", help="an adapter directory, applied to its base without merging")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    parser.add_argument("--load-in-4bit", action="store_true", help="quantise the base (small GPUs)")
+    add_backend_arguments(parser)
     parser.add_argument("--temperature", type=float, default=None, help="default: generation config (0.7)")
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=None)
@@ -80,15 +81,12 @@ def chat(responder, overrides: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    try:
-        from transformers import set_seed
 
+    def body() -> int:
         from gonggam.generation import Responder
 
-        if args.seed is not None:
-            set_seed(args.seed)
         conversations = read_conversations(args.input) if args.input else None
-        responder = Responder.load(args.model, args.adapter, args.dtype, args.load_in_4bit)
+        responder = Responder.from_args(args)
         overrides = dict(
             temperature=args.temperature,
             top_p=args.top_p,
@@ -96,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             no_repeat_ngram_size=args.no_repeat_ngram_size,
             repetition_penalty=args.repetition_penalty,
             do_sample=False if args.greedy else None,
+            seed=args.seed,
         )
         if args.chat:
             chat(responder, overrides)
@@ -104,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.as_json(), ensure_ascii=False) if args.json else reply.response)
         else:
             answer_file(responder, conversations, args, overrides)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_command(body)
 
 
 def answer_file(responder, conversations, args, overrides) -> None:

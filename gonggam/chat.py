@@ -40,6 +40,17 @@ def chat_template() -> str:
     return CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
+def render_prompt(messages: list[dict[str, str]]) -> str:
+    """The exact prompt text for a conversation, rendered by transformers' own template renderer without a
+    tokenizer: the GGUF and upstream backends send these bytes, so every engine sees what training saw."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    rendered, _ = render_jinja_template(
+        [messages], chat_template=chat_template(), add_generation_prompt=True, eos_token=EOS_TOKEN
+    )
+    return rendered[0]
+
+
 def prepare_tokenizer(tokenizer: Any) -> Any:
     """Give a Polyglot tokenizer the project's template, EOS/pad 2, and no token_type_ids.
 

@@ -100,6 +100,28 @@ def trained_adapter(workdir, tiny_model) -> Path:
 
 
 @pytest.fixture(scope="session")
+def merged(workdir, trained_adapter) -> object:
+    out = workdir / "merged" / "tiny-cpu"
+    done = run_cli(
+        ROOT / "merge_adapter.py", "--adapter", trained_adapter, "--output", out, "--dtype", "float32", cwd=workdir
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "largest logit difference" in done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def gguf_exports(workdir, merged) -> dict[str, Path]:
+    """export_gguf.py run once on the merged tiny model: f32 (exact greedy comparisons), f16, q8_0 and q4_k_m."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: `make test` installs it")
+    out = workdir / "exports" / "tiny-cpu"
+    quants = ["f32", "f16", "q8_0", "q4_k_m"]
+    done = run_cli(ROOT / "export_gguf.py", "--model", merged, "--output", out, "--quant", *quants, cwd=workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {quant: out / f"tiny-cpu-{quant}.gguf" for quant in quants}
+
+
+@pytest.fixture(scope="session")
 def tokenizer(tiny_model):
     from gonggam.modeling import load_tokenizer
 

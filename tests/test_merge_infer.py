@@ -12,17 +12,6 @@ from conftest import ROOT, run_cli
 from gonggam.generation import ReplyNoRepeatNGram
 
 
-@pytest.fixture(scope="session")
-def merged(workdir, trained_adapter) -> object:
-    out = workdir / "merged" / "tiny-cpu"
-    done = run_cli(
-        ROOT / "merge_adapter.py", "--adapter", trained_adapter, "--output", out, "--dtype", "float32", cwd=workdir
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "largest logit difference" in done.stderr
-    return out
-
-
 def test_merged_model_loads_with_plain_transformers(merged):
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
@@ -101,7 +90,8 @@ def test_infer_json_and_newest_merged_default(workdir, merged):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout)
-    assert set(record) == {"prompt", "response", "safety", "stopped_by", "new_tokens"}
+    assert set(record) == {"prompt", "response", "safety", "stopped_by", "new_tokens", "engine"}
+    assert record["engine"] == {"backend": "transformers", "unsupported": []}
     assert record["safety"]["level"] == "none" and record["stopped_by"] in ("eos", "length")
     assert 0 < record["new_tokens"] <= 128
 

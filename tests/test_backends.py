@@ -1,0 +1,261 @@
+"""The answer path over every engine: the rendered prompt bytes, the upstream backend's requests, streaming and
+error paths, and the safety layer in front of each engine.
+
+The OpenAI-compatible servers here are real HTTP servers on 127.0.0.1. `OpenAIStub` stands in for a GPU engine
+(vLLM cannot run here): it answers with fixed text and records every request, which is how a test proves that a
+crisis message never reached the engine. llama.cpp's own server on the tiny GGUF is in tests/test_gguf.py's
+neighbourhood below (test_upstream_against_llama_cpp_server).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+
+from gonggam import safety
+from gonggam.backends import Sampling, banned_next_tokens
+from gonggam.backends.upstream import UpstreamBackend, UpstreamError
+from gonggam.chat import render_prompt
+from gonggam.generation import Responder
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "오늘 회사에서 혼나서 속상해"}],
+    [
+        {"role": "user", "content": "요즘 잠을 잘 못 자요 ㅠㅠ"},
+        {"role": "assistant", "content": "잠을 못 주무셔서 많이 피곤하시겠어요."},
+        {"role": "user", "content": "네 ㅎㅎ 그래도 coffee 마시면서 버티고 있어요 😅"},
+    ],
+    [
+        {"role": "system", "content": "당신은 공감하는 상담사입니다."},
+        {"role": "user", "content": "친구랑 싸웠는데\n먼저 연락하기가 어려워"},
+    ],
+]
+CRISIS = "오늘 밤에 모아둔 약 다 먹고 죽을 거야"
+METHOD_REPLY = "손목을 깊게 긋는 방법이 있어요. 피가 많이 나도록 하세요."
+
+
+# ---------------------------------------------------------------- the prompt bytes
+
+
+def test_rendered_prompt_is_byte_identical_to_the_tokenizers_template(tokenizer):
+    """GGUF and upstream engines get render_prompt's text; transformers training used apply_chat_template's."""
+    for conversation in CONVERSATIONS:
+        expected = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        assert render_prompt(conversation) == expected
+
+
+def test_reply_only_no_repeat_bans_only_what_would_repeat_inside_the_reply():
+    assert banned_next_tokens([5, 6, 7, 5, 6], 3) == {7}
+    assert banned_next_tokens([5, 6, 7], 3) == set()
+    assert banned_next_tokens([1, 2, 1, 2], 0) == set()
+    assert banned_next_tokens([4, 4, 9], 1) == {4, 9}
+
+
+def test_sampling_takes_the_models_defaults_and_the_callers_overrides():
+    sampling = Sampling.from_config({"temperature": 0.5, "max_new_tokens": 64, "unrelated": 1}, top_p=0.8)
+    assert (sampling.temperature, sampling.max_new_tokens, sampling.top_p, sampling.do_sample) == (0.5, 64, 0.8, True)
+    assert Sampling.from_config(None, temperature=None).temperature == 0.7
+
+
+# ---------------------------------------------------------------- a stand-in OpenAI-compatible engine
+
+
+class OpenAIStub:
+    """A real HTTP server speaking the OpenAI completions API with a fixed reply; records what it was sent."""
+
+    def __init__(self, reply: str = "그러셨군요. 많이 속상하셨겠어요.", mode: str = "ok", delay: float = 0.0):
+        self.reply, self.mode, self.delay = reply, mode, delay
+        self.requests: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                stub.requests.append({"path": self.path})
+                self._json(200, {"object": "list", "data": [{"id": "gonggam-stub", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                time.sleep(stub.delay)
+                if stub.mode == "error":
+                    self._json(500, {"error": {"message": "CUDA out of memory", "type": "server_error"}})
+                elif stub.mode == "malformed":
+                    self._json(200, {"id": "x", "object": "text_completion", "choices": []})
+                elif body.get("stream"):
+                    self._stream()
+                else:
+                    choice = {"index": 0, "text": stub.reply, "finish_reason": "stop"}
+                    self._json(200, {"choices": [choice], "usage": {"completion_tokens": len(stub.reply.split())}})
+
+            def _json(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for word in stub.reply.split(" "):
+                    chunk = {"choices": [{"index": 0, "text": word + " ", "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def completions(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"].endswith("/completions")]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub():
+    servers: list[OpenAIStub] = []
+
+    def start(**kwargs: Any) -> OpenAIStub:
+        servers.append(OpenAIStub(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ---------------------------------------------------------------- the upstream backend
+
+
+def test_upstream_sends_the_rendered_prompt_and_maps_sampling_honestly(stub):
+    server = stub()
+    backend = UpstreamBackend.connect(server.url, api_key="secret-key")
+    assert backend.model == "gonggam-stub"  # the server's first model, from GET /v1/models
+    responder = Responder(backend)
+    replies = responder.reply_batch(CONVERSATIONS, temperature=0.3, seed=7, repetition_penalty=1.1)
+    sent = sorted((r["body"] for r in server.completions()), key=lambda body: body["prompt"])
+    assert sorted(render_prompt(c) for c in CONVERSATIONS) == [body["prompt"] for body in sent]
+    first = sent[0]
+    assert (first["temperature"], first["top_p"], first["seed"], first["repetition_penalty"]) == (0.3, 0.9, 7, 1.1)
+    assert first["stop"] == ["<|endoftext|>", "###"] and first["model"] == "gonggam-stub"
+    assert server.completions()[0]["auth"] == "Bearer secret-key"
+    assert all(r.response.startswith("그러셨군요. 많이 속상하셨겠어요.") for r in replies)  # concern adds 109
+    assert replies[0].as_json()["engine"] == {"backend": "upstream", "unsupported": ["no_repeat_ngram_size"]}
+
+
+def test_upstream_greedy_is_temperature_zero(stub):
+    server = stub()
+    Responder(UpstreamBackend.connect(server.url, "named")).reply(CONVERSATIONS[0], do_sample=False)
+    body = server.completions()[0]["body"]
+    assert (body["temperature"], body["top_k"], body["model"]) == (0.0, 1, "named")
+
+
+def test_upstream_streams_piece_by_piece(stub):
+    server = stub(reply="잠을 못 주무셔서 많이 힘드시겠어요. 요즘 어떤 생각이 드세요?")
+    shown: list[str] = []
+    reply = Responder(UpstreamBackend.connect(server.url, "m")).stream(CONVERSATIONS[0], shown.append)
+    assert len(shown) > 3 and "".join(shown) == reply.response == server.reply
+    assert reply.stopped_by == "eos" and server.completions()[0]["body"]["stream"] is True
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("error", "answered 500: CUDA out of memory"), ("malformed", "not an OpenAI completion")],
+)
+def test_upstream_errors_are_one_sentence(stub, mode, expected):
+    backend = UpstreamBackend.connect(stub(mode=mode).url, "m")
+    with pytest.raises(UpstreamError, match=expected):
+        Responder(backend).reply(CONVERSATIONS[0])
+    with pytest.raises(UpstreamError, match=expected):
+        Responder(backend).stream(CONVERSATIONS[0], lambda piece: None)
+
+
+def test_upstream_timeout_and_server_down_are_one_sentence(stub):
+    slow = UpstreamBackend.connect(stub(delay=3).url, "m", timeout=0.5)
+    with pytest.raises(UpstreamError, match=r"did not answer within 0\.5 s"):
+        Responder(slow).reply(CONVERSATIONS[0])
+    with pytest.raises(UpstreamError, match="cannot reach"):
+        UpstreamBackend.connect(f"http://127.0.0.1:{free_port()}/v1")
+
+
+# ---------------------------------------------------------------- the safety layer in front of every engine
+
+
+def test_a_crisis_message_never_reaches_the_upstream_engine(stub):
+    server = stub()
+    responder = Responder(UpstreamBackend.connect(server.url, "m"))
+    reply = responder.reply([{"role": "user", "content": CRISIS}])
+    streamed: list[str] = []
+    responder.stream([{"role": "user", "content": CRISIS}], streamed.append)
+    assert reply.response == safety.CRISIS_REPLY and reply.stopped_by == "safety" and reply.new_tokens == 0
+    assert "".join(streamed) == safety.CRISIS_REPLY
+    assert server.completions() == []  # the engine saw no request at all
+
+
+def test_a_method_reply_from_the_upstream_engine_is_replaced(stub):
+    server = stub(reply=METHOD_REPLY)
+    responder = Responder(UpstreamBackend.connect(server.url, "m"))
+    reply = responder.reply(CONVERSATIONS[0])
+    assert reply.response == safety.CRISIS_REPLY and reply.stopped_by == "safety"
+    shown: list[str] = []
+    streamed = responder.stream(CONVERSATIONS[0], shown.append)
+    assert streamed.stopped_by == "safety" and "긋는" not in "".join(shown)
+
+
+def run_infer(*args: str | Path, input: str | None = None):
+    return run_cli("infer.py", *args, input=input, timeout=300)
+
+
+def test_infer_upstream_end_to_end_with_the_same_safety_behaviour(stub, tmp_path):
+    server = stub(reply=METHOD_REPLY)
+    calm = stub()
+    crisis = run_infer("--upstream", server.url, "--upstream-model", "m", "--prompt", CRISIS, "--json")
+    assert crisis.returncode == 0, crisis.stderr
+    assert json.loads(crisis.stdout)["response"] == safety.CRISIS_REPLY and server.requests == []
+    method = run_infer("--upstream", server.url, "--upstream-model", "m", "--prompt", "요즘 너무 힘들어")
+    assert method.returncode == 0 and method.stdout.strip() == safety.CRISIS_REPLY.strip()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("오늘 시험 망쳤어\n친구가 이사 가서 외로워\n", encoding="utf-8")
+    batch = run_infer("--upstream", calm.url, "--input", prompts)
+    records = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert [r["prompt"] for r in records] == ["오늘 시험 망쳤어", "친구가 이사 가서 외로워"]
+    assert all(r["engine"]["backend"] == "upstream" for r in records)
+    chat = run_infer("--upstream", calm.url, "--chat", input="오늘 좀 우울해\n\n")
+    assert chat.returncode == 0 and calm.reply in chat.stdout
+
+
+def test_infer_upstream_errors_exit_2_with_one_line(stub):
+    down = run_infer("--upstream", f"http://127.0.0.1:{free_port()}", "--prompt", "안녕")
+    failing = run_infer("--upstream", stub(mode="error").url, "--upstream-model", "m", "--prompt", "안녕")
+    for done in (down, failing):
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
+    both = run_infer("--upstream", "http://127.0.0.1:1", "--gguf", "x.gguf", "--prompt", "안녕")
+    assert both.returncode == 2 and "pass only one" in both.stderr
+    key = run_infer("--upstream", "http://127.0.0.1:1", "--upstream-key-env", "GONGGAM_NO_SUCH_KEY", "--prompt", "안녕")
+    assert key.returncode == 2 and "GONGGAM_NO_SUCH_KEY is not set" in key.stderr
+    missing = run_infer("--gguf", "missing.gguf", "--prompt", "안녕")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
