@@ -354,24 +354,38 @@ def evaluate_model(
     load_in_4bit: bool = False,
     generate: bool = True,
     progress: bool = True,
+    engine: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """metrics and sample records of one model on the dialogues."""
+    """metrics and sample records of one model on the dialogues.
+
+    `engine`: eval.py's parsed flags when they name --gguf or --upstream; such an engine only generates, so the
+    teacher-forced loss (which needs the model's logits in process) is reported as not measured.
+    """
     from transformers import set_seed
 
     from gonggam.generation import Responder
 
     started = time.perf_counter()
-    responder = Responder.load(model, adapter, dtype, load_in_4bit)
-    check_vocabulary(responder, model, adapter)
-    config = project_generation_config(responder.model)
+    in_process = engine is None or not (engine.gguf or engine.upstream)
+    responder = Responder.load(model, adapter, dtype, load_in_4bit) if in_process else Responder.from_args(engine)
     overrides = {"max_new_tokens": max_new_tokens, "do_sample": False if greedy else None}
+    if in_process:
+        check_vocabulary(responder, model, adapter)
+        project_generation_config(responder.model)
+        dtype_name = str(next(responder.model.parameters()).dtype).removeprefix("torch.")
+        forced = teacher_forced(responder.model, responder.tokenizer, dialogues, batch_size, progress)
+    else:
+        overrides["seed"] = seed
+        dtype_name, forced = None, not_measured_teacher_forced(responder.backend.name)
+    config = responder.sampling()
     metrics: dict[str, Any] = {
-        "name": display_name(model, adapter),
+        "name": display_name(model, adapter) if in_process else Path(engine.gguf or engine.upstream).name,
         "model": model,
         "adapter": adapter,
-        "dtype": str(next(responder.model.parameters()).dtype).removeprefix("torch."),
+        "engine": responder.backend.name,
+        "dtype": dtype_name,
         "load_in_4bit": load_in_4bit,
-        "teacher_forced": teacher_forced(responder.model, responder.tokenizer, dialogues, batch_size, progress),
+        "teacher_forced": forced,
     }
     samples: list[dict[str, Any]] = []
     if generate:
@@ -386,12 +400,23 @@ def evaluate_model(
             "top_p": config.top_p,
             "no_repeat_ngram_size": config.no_repeat_ngram_size,
             "max_new_tokens": max_new_tokens or config.max_new_tokens,
+            "not_applied_by_engine": responder.backend.unsupported(config),
             "batch_size": batch_size,
         }
         samples = sample_records(items, replies)
     metrics["runtime_s"] = round(time.perf_counter() - started, 2)
-    release(responder)
+    if in_process:
+        release(responder)
     return metrics, samples
+
+
+def not_measured_teacher_forced(backend: str) -> dict[str, Any]:
+    return {
+        "loss": None,
+        "perplexity": None,
+        "per_emotion": {},
+        "not_measured": f"the {backend} backend gives no logits of the reference replies; pass --model for the loss",
+    }
 
 
 def project_generation_config(model: Any) -> Any:
@@ -425,7 +450,7 @@ def release(responder: Any) -> None:
 
     import torch
 
-    del responder.model
+    del responder.backend.model
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -641,6 +666,7 @@ def run_evaluation(
     output: Path | None = None,
     compare: str | None = None,
     limit: int | None = None,
+    engine: Any = None,
     **options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate, optionally compare, write the report directory; returns (report directory, metrics)."""
@@ -648,7 +674,7 @@ def run_evaluation(
         check_output(output, COMMAND, legacy=REPORT_FILES)  # before the model runs, not after
     dialogues = read_dialogues(data, limit)
     safety = safety_metrics()
-    metrics, samples = evaluate_model(model, adapter, dialogues, **options)
+    metrics, samples = evaluate_model(model, adapter, dialogues, engine=engine, **options)
     metrics["data"] = {
         "path": str(data),
         "dialogues": len(dialogues),

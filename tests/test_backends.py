@@ -177,7 +177,7 @@ def test_upstream_streams_piece_by_piece(stub):
     server = stub(reply="잠을 못 주무셔서 많이 힘드시겠어요. 요즘 어떤 생각이 드세요?")
     shown: list[str] = []
     reply = Responder(UpstreamBackend.connect(server.url, "m")).stream(CONVERSATIONS[0], shown.append)
-    assert len(shown) > 3 and "".join(shown) == reply.response == server.reply
+    assert len(shown) == 2 and "".join(shown) == reply.response == server.reply  # one write per sentence
     assert reply.stopped_by == "eos" and server.completions()[0]["body"]["stream"] is True
 
 
@@ -259,3 +259,19 @@ def test_infer_upstream_errors_exit_2_with_one_line(stub):
     assert key.returncode == 2 and "GONGGAM_NO_SUCH_KEY is not set" in key.stderr
     missing = run_infer("--gguf", "missing.gguf", "--prompt", "안녕")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_eval_through_an_upstream_engine_reports_replies_and_no_loss(stub, processed, tmp_path):
+    server = stub()
+    out = tmp_path / "report"
+    done = run_cli(
+        "eval.py", "--upstream", server.url, "--data", processed / "validation.jsonl", "--limit", "3", "--output", out
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["engine"] == "upstream" and metrics["teacher_forced"]["loss"] is None
+    assert "not_measured" in metrics["teacher_forced"]
+    assert metrics["generation"]["settings"]["not_applied_by_engine"] == ["no_repeat_ngram_size"]
+    assert len(server.completions()) == metrics["data"]["turns"] - round(
+        metrics["generation"]["safety_replaced_rate"] * metrics["data"]["turns"]
+    )
