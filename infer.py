@@ -64,6 +64,10 @@ def read_conversations(path: Path) -> list[list[dict[str, str]]]:
 
 
 def chat(responder, overrides: dict) -> None:
+    from gonggam.history import HistoryTooLong, fit_for_reply, reply_budget, token_counter
+
+    # The model reads what fits its context (the oldest turns go first); the safety layer reads every turn.
+    count, budget = token_counter(responder.backend), reply_budget(responder.sampling(**overrides).max_new_tokens)
     messages: list[dict[str, str]] = []
     print("공감 chat: 메시지를 입력하세요 (끝내려면 빈 줄이나 Ctrl-D).", file=sys.stderr)
     while True:
@@ -74,7 +78,15 @@ def chat(responder, overrides: dict) -> None:
         if not text:
             break
         messages.append({"role": "user", "content": text})
-        reply = responder.stream(messages, write=lambda piece: print(piece, end="", flush=True), **overrides)
+        try:
+            fitted = fit_for_reply(messages, count, budget)
+        except HistoryTooLong as error:
+            print(f"error: {error}", file=sys.stderr)
+            messages.pop()
+            continue
+        reply = responder.stream(
+            messages, write=lambda piece: print(piece, end="", flush=True), model_messages=fitted.messages, **overrides
+        )
         print()
         messages.append({"role": "assistant", "content": reply.response})
 

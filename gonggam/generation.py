@@ -8,6 +8,7 @@ and safety checks.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,7 +18,20 @@ from gonggam.backends.hf import ReplyNoRepeatNGram, TransformersBackend, newest_
 from gonggam.chat import EOS_TOKEN, TURN_MARKER, clean_reply, render_prompt
 from gonggam.errors import UserError
 
-__all__ = ["Reply", "ReplyNoRepeatNGram", "Responder", "newest_merged"]
+__all__ = ["Reply", "ReplyNoRepeatNGram", "Responder", "newest_merged", "release_point"]
+
+SENTENCE_END = re.compile(r"[.?!…~]+")
+MAX_HELD_CHARS = 60  # a run-on reply with no sentence end is judged and shown up to its last space past this
+
+
+def release_point(text: str, start: int) -> int:
+    """Where the streamed text that can be judged and shown ends: after the last sentence end past `start`."""
+    end = start
+    for match in SENTENCE_END.finditer(text, start):
+        end = match.end()
+    if end == start and len(text) - start > MAX_HELD_CHARS:
+        end = max(text.rfind(" ", start), start)
+    return end
 
 
 @dataclass
@@ -130,11 +144,15 @@ class Responder:
         messages: list[dict[str, str]],
         write: Callable[[str], Any],
         should_stop: Callable[[], bool] | None = None,
+        model_messages: list[dict[str, str]] | None = None,
         **overrides: Any,
     ) -> Reply:
-        """One chat turn, written piece by piece as tokens arrive; each piece is safety-checked before it shows.
+        """One chat turn, written a sentence at a time as tokens arrive; the text up to each sentence end is
+        safety-checked before it shows, so a reply that fails shows nothing of the failing sentence.
 
         `should_stop` (a client that went away) ends the generation early, like a failed check does.
+        `model_messages`: the turns the model is shown when the conversation outgrew its context
+        (gonggam.history.fit_history); the safety layer still reads all of `messages`.
         """
         from gonggam import safety
 
@@ -144,28 +162,43 @@ class Responder:
             write(reply.response)
             return reply
         sampling = self.sampling(**overrides)
-        pieces = self.backend.stream(render_prompt(messages), sampling)
+        pieces = self.backend.stream(render_prompt(model_messages or messages), sampling)
         shown, raw, stopped_by, count = "", "", "length", 0
+
+        def release(ready: str) -> bool:
+            """Show `ready` if it passes the output check; False once the crisis reply has replaced it."""
+            nonlocal shown
+            if len(ready) <= len(shown) or not ready.startswith(shown):
+                return True
+            if safety.check_output(ready).level == "crisis":
+                write(("\n" if shown else "") + safety.CRISIS_REPLY)
+                shown = safety.CRISIS_REPLY
+                return False
+            write(ready[len(shown) :])
+            shown = ready
+            return True
+
         try:
             for piece in pieces:
                 raw += piece
                 count += 1
                 text = clean_reply(raw)
-                if safety.check_output(text).level == "crisis":
-                    write(("\n" if shown else "") + safety.CRISIS_REPLY)
-                    shown, stopped_by = safety.CRISIS_REPLY, "safety"
+                ended = EOS_TOKEN in raw or TURN_MARKER in raw
+                # Whole sentences only: the check judges sentences (a fragment such as "많이" scores as unsafe on
+                # its own), and a method description must not show even its first words before it is judged.
+                if not release(text if ended else text[: release_point(text, len(shown))]):
+                    stopped_by = "safety"
                     break
-                if text.startswith(shown) and len(text) > len(shown):
-                    write(text[len(shown) :] if shown else text)
-                    shown = text
-                if EOS_TOKEN in raw or TURN_MARKER in raw:
+                if ended:
                     stopped_by = "eos"
                     break
                 if should_stop is not None and should_stop():
                     stopped_by = "client"
                     break
             else:  # the engine ended by itself: at EOS (which llama.cpp and servers do not show) or the budget
-                if (self.backend.count_tokens(raw) or count) < sampling.max_new_tokens:
+                if not release(clean_reply(raw)):  # the last sentence, held back until now
+                    stopped_by = "safety"
+                elif (self.backend.count_tokens(raw) or count) < sampling.max_new_tokens:
                     stopped_by = "eos"
         finally:
             pieces.close()

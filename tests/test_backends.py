@@ -1,24 +1,20 @@
 """The answer path over every engine: the rendered prompt bytes, the upstream backend's requests, streaming and
 error paths, and the safety layer in front of each engine.
 
-The OpenAI-compatible servers here are real HTTP servers on 127.0.0.1. `OpenAIStub` stands in for a GPU engine
-(vLLM cannot run here): it answers with fixed text and records every request, which is how a test proves that a
-crisis message never reached the engine. llama.cpp's own server on the tiny GGUF is in tests/test_gguf.py's
-neighbourhood below (test_upstream_against_llama_cpp_server).
+The OpenAI-compatible servers here are real HTTP servers on 127.0.0.1. `OpenAIStub` (tests/openai_stub.py) stands
+in for a GPU engine (vLLM cannot run here): it answers with fixed text and records every request, which is how a test
+proves that a crisis message never reached the engine. llama.cpp's own server on the tiny GGUF is in
+tests/test_gguf.py's neighbourhood below (test_upstream_against_llama_cpp_server).
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import run_cli
+from openai_stub import free_port, stub_servers
 
 from gonggam import safety
 from gonggam.backends import Sampling, banned_next_tokens
@@ -68,83 +64,9 @@ def test_sampling_takes_the_models_defaults_and_the_callers_overrides():
 # ---------------------------------------------------------------- a stand-in OpenAI-compatible engine
 
 
-class OpenAIStub:
-    """A real HTTP server speaking the OpenAI completions API with a fixed reply; records what it was sent."""
-
-    def __init__(self, reply: str = "그러셨군요. 많이 속상하셨겠어요.", mode: str = "ok", delay: float = 0.0):
-        self.reply, self.mode, self.delay = reply, mode, delay
-        self.requests: list[dict[str, Any]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                stub.requests.append({"path": self.path})
-                self._json(200, {"object": "list", "data": [{"id": "gonggam-stub", "object": "model"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                time.sleep(stub.delay)
-                if stub.mode == "error":
-                    self._json(500, {"error": {"message": "CUDA out of memory", "type": "server_error"}})
-                elif stub.mode == "malformed":
-                    self._json(200, {"id": "x", "object": "text_completion", "choices": []})
-                elif body.get("stream"):
-                    self._stream()
-                else:
-                    choice = {"index": 0, "text": stub.reply, "finish_reason": "stop"}
-                    self._json(200, {"choices": [choice], "usage": {"completion_tokens": len(stub.reply.split())}})
-
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for word in stub.reply.split(" "):
-                    chunk = {"choices": [{"index": 0, "text": word + " ", "finish_reason": None}]}
-                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def completions(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"].endswith("/completions")]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def stub():
-    servers: list[OpenAIStub] = []
-
-    def start(**kwargs: Any) -> OpenAIStub:
-        servers.append(OpenAIStub(**kwargs))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    yield from stub_servers()
 
 
 # ---------------------------------------------------------------- the upstream backend

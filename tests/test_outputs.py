@@ -228,43 +228,34 @@ def test_files_added_by_the_user_during_a_long_run_stop_the_replacement(tmp_path
 # ---------------------------------------------------------------- interrupted commands
 
 
-def wait_for_staging(process: subprocess.Popen, parent: Path, shards: str | None = None, limit: float = 240) -> Path:
-    """The staging folder of a running command (and, with `shards`, once a file matching it is inside)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        for found in parent.glob(f"{STAGING_PREFIX}*"):
-            if shards is None or any(found.glob(shards)):
-                return found
-        time.sleep(0.002)
-    process.kill()
-    raise AssertionError("the command never started writing its output")
-
-
-def start(*args: str | Path, cwd: Path = ROOT) -> subprocess.Popen:
+def start_paused(marker: Path, *args: str | Path, cwd: Path = ROOT) -> subprocess.Popen:
+    """The command, paused once its new output is staged and about to replace the old (tests/pause_before_commit.py)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    pause = ROOT / "tests" / "pause_before_commit.py"
     return subprocess.Popen(
-        [sys.executable, *map(str, args)], cwd=cwd, env=environment, stderr=subprocess.PIPE, text=True
+        [sys.executable, pause, marker, *map(str, args)], cwd=cwd, env=environment, stderr=subprocess.PIPE, text=True
     )
 
 
-@pytest.fixture(scope="module")
-def large_corpus(tmp_path_factory) -> Path:
-    """A synthetic corpus large enough that writing the output takes a moment to interrupt."""
-    path = tmp_path_factory.mktemp("synth") / "synth.json"
-    done = run_cli("-m", "data_prep.synth", "--dialogues", "20000", "--seed", "3", "--output", path)
-    assert done.returncode == 0, done.stderr
-    return path
+def wait_for(marker: Path, process: subprocess.Popen, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the command never finished staging its output"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupting_data_prep_while_it_writes_keeps_the_earlier_output(tmp_path, large_corpus, signum):
+def test_interrupting_data_prep_while_it_writes_keeps_the_earlier_output(tmp_path, signum):
     out = tmp_path / "processed"
     assert data_prep(out).returncode == 0
     before = snapshot(out)
 
-    process = start("-m", "data_prep", "--input", large_corpus, "--output", out, "--quiet")
-    wait_for_staging(process, tmp_path, shards="train.jsonl")
+    marker = tmp_path.parent / f"{tmp_path.name}.staged"
+    # Without --validation the split is drawn anew: every file of the output would change.
+    process = start_paused(marker, "-m", "data_prep", "--input", SAMPLE_TRAIN, "--output", out, "--quiet")
+    wait_for(marker, process)
+    assert leftovers(tmp_path)  # the new output is staged beside the old one
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
 
@@ -274,40 +265,17 @@ def test_interrupting_data_prep_while_it_writes_keeps_the_earlier_output(tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["processed"] and leftovers(tmp_path) == []
 
 
-@pytest.fixture(scope="module")
-def larger_base_and_adapter(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
-    """A wider GPT-NeoX than the demo's, with an adapter: saving its merge takes long enough to interrupt."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig, GPTNeoXForCausalLM
-
-    folder = tmp_path_factory.mktemp("wider")
-    base, adapter = folder / "base", folder / "adapter"
-    config = AutoConfig.from_pretrained(tiny_model)
-    config.update({"hidden_size": 384, "num_hidden_layers": 8, "intermediate_size": 1536, "num_attention_heads": 6})
-    torch.manual_seed(0)
-    model = GPTNeoXForCausalLM(config)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model.save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    lora = LoraConfig(r=4, target_modules=["query_key_value"], init_lora_weights=False, task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, lora)
-    peft_model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    GenerationConfig.from_pretrained(tiny_model).save_pretrained(adapter)
-    return base, adapter
-
-
-def test_interrupting_merge_adapter_while_it_saves_keeps_the_earlier_merge(tmp_path, larger_base_and_adapter):
-    base, adapter = larger_base_and_adapter
+def test_interrupting_merge_adapter_while_it_saves_keeps_the_earlier_merge(tmp_path, trained_adapter, workdir):
     out = tmp_path / "merged"
-    merge = ("merge_adapter.py", "--adapter", adapter, "--base", base, "--output", out, "--dtype", "float32")
-    done = run_cli(*merge, "--max-shard-size", "2MB")
+    merge = (ROOT / "merge_adapter.py", "--adapter", trained_adapter, "--output", out, "--dtype", "float32")
+    done = run_cli(*merge, "--max-shard-size", "2MB", cwd=workdir)
     assert done.returncode == 0, done.stderr
     before = snapshot(out)
 
-    process = start(*merge, "--max-shard-size", "1MB", "--overwrite")  # a different sharding: every file changes
-    wait_for_staging(process, tmp_path, shards="model-00002-*.safetensors")
+    marker = tmp_path.parent / f"{tmp_path.name}.staged"
+    process = start_paused(marker, *merge, "--max-shard-size", "1MB", "--overwrite", cwd=workdir)  # all would change
+    wait_for(marker, process)
+    assert leftovers(tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
 

@@ -85,12 +85,10 @@ class LlamaCppBackend:
             self.llm.reset()
             answer = self.llm.create_completion(**self._arguments(self.tokenize(prompt), sampling, stream=False))
             choice = answer["choices"][0]
+            ended = choice["finish_reason"] != "length"
+            # llama.cpp does not count the EOS it stopped at; transformers does, and the metrics compare engines.
             results.append(
-                Generated(
-                    choice["text"],
-                    "length" if choice["finish_reason"] == "length" else "eos",
-                    answer["usage"]["completion_tokens"],
-                )
+                Generated(choice["text"], "eos" if ended else "length", answer["usage"]["completion_tokens"] + ended)
             )
         return results
 

@@ -29,6 +29,9 @@ class UpstreamError(UserError):
 
 class UpstreamBackend:
     name = "upstream"
+    # Safe to call from several threads at once (httpx.Client is): serve.py sends concurrent requests and lets the
+    # server batch them, where in-process engines take turns.
+    thread_safe = True
 
     def __init__(self, client: httpx.Client, model: str, url: str):
         self.client = client
@@ -75,9 +78,10 @@ class UpstreamBackend:
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
-        if sampling.repetition_penalty is not None:
-            # vLLM's name and llama.cpp's; each server ignores the other's.
-            body["repetition_penalty"] = body["repeat_penalty"] = sampling.repetition_penalty
+        # Sent even when neutral: llama.cpp's server would otherwise apply its own repeat_penalty 1.1 and min_p 0.05,
+        # which transformers never does. vLLM's name and llama.cpp's; each server ignores the other's.
+        body["repetition_penalty"] = body["repeat_penalty"] = sampling.repetition_penalty or 1.0
+        body["min_p"] = 0.0
         return body
 
     def generate(self, prompts: list[str], sampling: Sampling) -> list[Generated]:
