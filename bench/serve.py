@@ -451,7 +451,7 @@ def chart(path: Path, results: dict[str, Any]) -> None:
     bars = right.barh(engines[::-1], added[::-1], color="tab:orange")
     right.bar_label(bars, fmt="%.2f ms", padding=3)
     right.axvline(BAR_MS, color="tab:red", linestyle="--", linewidth=1, label=f"bar {BAR_MS:g} ms")
-    right.set_title("added by the gateway, p50 (paired, one at a time)", fontsize=10)
+    right.set_title("added by the gateway, p50 ms (paired)", fontsize=10)
     right.legend(fontsize=8)
     right.margins(x=0.3)
     fig.suptitle("serve.py on loopback (tiny model, CPU)", fontsize=11)

@@ -108,6 +108,11 @@ def check_the_openai_client(url: str, model: str, backend: str) -> None:
     assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
     second = [*user(CALM), {"role": "assistant", "content": text}, *user(FOLLOW_UP)]
     assert api.chat.completions.create(model=model, messages=second, **GREEDY).choices[0].message.content
+    # A reply cut by max_tokens ends the stream too (a transformers stream that ran to its budget once never did).
+    cut = api.with_options(timeout=60).chat.completions.create(
+        model=model, messages=user(CALM), temperature=0, max_tokens=3, stream=True
+    )
+    assert list(cut)[-1].choices[0].finish_reason in ("length", "stop", "content_filter")
     crisis = api.chat.completions.create(model=model, messages=user(CRISIS))
     assert crisis.choices[0].message.content == safety.CRISIS_REPLY
     assert crisis.choices[0].finish_reason == "content_filter"

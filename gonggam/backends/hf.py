@@ -152,12 +152,15 @@ class TransformersBackend:
         }
         worker = Thread(target=torch.inference_mode()(self.model.generate), kwargs=kwargs, daemon=True)
         worker.start()
+        ended = False
         try:
             yield from streamer
+            ended = True  # the streamer's stop signal came: nothing is left to drain
         finally:  # the reader stopped early (a failed check, a client gone): stop generating too
             halt.set()
-            for _ in streamer:  # drain, so the worker is never blocked on a full queue
-                pass
+            if not ended:  # drain, so the worker is never blocked on a full queue (after the end it would wait forever)
+                for _ in streamer:
+                    pass
             worker.join()
 
     def count_tokens(self, text: str) -> int | None:

@@ -10,11 +10,11 @@ An upstream server batches concurrent requests itself, so its turns run side by 
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +24,6 @@ from gonggam.generation import Reply, Responder
 from gonggam.history import Counter, Fitted, fit_for_reply, reply_budget, token_counter
 
 LOCK_POLL_S = 0.05  # how often a turn waiting for the engine checks whether its client is still there
-# Turns run on pooled threads: starting a thread per request costs milliseconds (Thread.start waits for the new
-# thread, which holds the GIL for up to the 5 ms switch interval). Idle threads are reused; twice the app's limit
-# on turns at once leaves room for turns whose client left but whose engine call has not returned yet.
-MAX_THREADS = 128
 
 
 class TurnStopped(Exception):
@@ -41,6 +37,35 @@ class Item:
     kind: str  # "piece" | "done" | "error"
     value: Any
     at: float = field(default_factory=time.perf_counter)
+
+
+class Workers:
+    """Reused daemon threads for the turns.
+
+    A new thread per request costs milliseconds (Thread.start waits until the new thread runs, which can take a GIL
+    switch interval, 5 ms). concurrent.futures' pool would reuse threads too, but its threads are joined at exit:
+    an engine call that hangs (an upstream server that stopped answering) would keep Ctrl-C from ending serve.py.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # an idle thread is waiting for exactly this task
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name="gonggam-turn", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._tasks.get()()
+            with self._lock:
+                self._idle += 1
 
 
 class FairLock:
@@ -90,7 +115,7 @@ class Gateway:
         self.serialised = not getattr(responder.backend, "thread_safe", False)
         self.lock = FairLock()
         self.default_reply_tokens = responder.sampling().max_new_tokens
-        self.threads = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="gonggam-turn")
+        self.workers = Workers()
 
     @contextmanager
     def engine(self, stop: threading.Event):
@@ -126,7 +151,7 @@ class Turn:
         self.engine_at: float | None = None  # when the engine was free for this turn (queue wait = this - created)
 
     def start(self) -> None:
-        self.gateway.threads.submit(self._run)
+        self.gateway.workers.submit(self._run)
 
     def _run(self) -> None:
         try:
