@@ -436,25 +436,18 @@ def test_an_engine_without_a_tokenizer_is_counted_in_utf8_bytes():
     assert count("마음") == 6 and token_counter(Upstream(), len)("마음") == 2
 
 
-def test_infer_chat_keeps_to_the_context_the_same_way(stub):
-    """infer.py --chat over an upstream engine (no tokenizer here: UTF-8 bytes, a safe upper bound)."""
+def test_infer_chat_keeps_to_the_context_the_same_way(stub, monkeypatch, capsys):
+    """infer.py's chat loop over an upstream engine (no tokenizer here: UTF-8 bytes, a safe upper bound)."""
+    import infer
+
     server = stub()
     lines = [f"{n}번째 이야기: " + "주말에 친구들이랑 등산을 다녀왔어요. " * 5 for n in range(6)]
-    alone_too_long = "너무 긴 이야기 " * 120
-    chat = run_cli(
-        ROOT / "infer.py",
-        "--upstream",
-        server.url,
-        "--upstream-model",
-        "m",
-        "--chat",
-        input="\n".join([*lines, alone_too_long, "고마워요"]) + "\n\n",
-        timeout=300,
-    )
-    assert chat.returncode == 0, chat.stderr
+    typed = iter([*lines, "너무 긴 이야기 " * 120, "고마워요", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
+    infer.chat(Responder(UpstreamBackend.connect(server.url, "m")), {})
     prompts = [r["body"]["prompt"] for r in server.completions()]
     assert len(prompts) == 7  # the over-long message was refused and the chat went on
-    assert "shorten it or lower max_tokens" in chat.stderr
+    assert "shorten it or lower max_tokens" in capsys.readouterr().err
     assert all(len(p.encode("utf-8")) <= 1024 - 128 for p in prompts)
     assert "0번째 이야기" in prompts[0] and "0번째 이야기" not in prompts[-1] and "고마워요" in prompts[-1]
     assert "너무 긴 이야기" not in prompts[-1]
