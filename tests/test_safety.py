@@ -150,6 +150,14 @@ def test_assessment_is_frozen():
         assess_message("죽고 싶어").level = "none"  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("message", ["ㅋㅋ", "ㅎㅎㅎ", "ㅠㅠ", "...", "😢", "?", " "])
+def test_messages_without_a_single_lemma_are_graded(message):
+    """The morphological view finds no lemma in these: every stage must still answer (it once raised)."""
+    assert assess_message(message).level in ("none", "concern")
+    conversation = [{"role": "user", "content": "요즘 힘들어"}, {"role": "assistant", "content": "그랬군요."}]
+    assert assess_conversation([*conversation, {"role": "user", "content": message}]).level in ("none", "concern")
+
+
 # --- the fixed texts ---------------------------------------------------------------------------------
 
 

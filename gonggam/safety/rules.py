@@ -8,6 +8,7 @@ do not name; combine.py decides how the two verdicts meet.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -696,7 +697,7 @@ def scope_cues(sentences: tuple) -> frozenset[str]:
     """Which scope a message may belong to: `third_party`, `past`, `negated`, `topic` (a benign subject)."""
     lemmas = [lemma for sentence in sentences for lemma in sentence.lemmas]
     stems = {_stem(lemma) for lemma in lemmas}
-    pairs = list(zip(lemmas, [*lemmas[1:], ""], strict=True))
+    pairs = list(itertools.pairwise([*lemmas, ""]))  # "ㅋㅋ" has no lemma at all
     me_too = any(a in _ME_TOO_LEMMAS and b == "도/JX" for a, b in pairs)
     # Someone else is the subject (친구가, 동생은, 딸 일기장): a person named only as the listener (엄마한테) is not.
     someone = any(_stem(a) in _PEOPLE and b.endswith(("/JKS", "/JX", "/JKG", "/NNG")) for a, b in pairs)
