@@ -43,8 +43,10 @@ LOAD_SNIPPET = (
 )
 
 
-def rules_only(text: str) -> Assessment:
-    return Assessment(worst(*(h.level for h in rules.message_hits(normalise_view(text)))), ())
+def rules_only(text: str, signals: frozenset[str] = frozenset()) -> Assessment:
+    """The rules' own verdict: every rule, or without the crisis rules that are only signals."""
+    kept, _ = combine.without_signals(tuple(rules.message_hits(normalise_view(text))), signals)
+    return Assessment(worst(*(h.level for h in kept)), ())
 
 
 def classifier_only(text: str) -> Assessment:
@@ -123,10 +125,12 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     test_messages = corpus.messages("test")
     layer = evaluate.evaluate("test")
+    signals = safety.load()[0].signal_rules
     stages = {
-        "rules only": evaluate.message_metrics(test_messages, rules_only),
+        "every rule alone": evaluate.message_metrics(test_messages, rules_only),
+        "rules that decide, alone": evaluate.message_metrics(test_messages, lambda text: rules_only(text, signals)),
         "classifier only": evaluate.message_metrics(test_messages, classifier_only),
-        "rules + classifier": layer["messages"],
+        "the layer": layer["messages"],
     }
     latency = latency_ms([e.text for e in test_messages])
     load_s = load_seconds()
@@ -163,6 +167,7 @@ def main() -> None:
             k: {m: v[m] for m in ("crisis_recall", "false_crisis_rate", "concern_agreement", "none_agreement")}
             for k, v in stages.items()
         },
+        signal_rules=sorted(signals),
         test_split_sha256=frozen,
     )
     write_json(RESULTS / "safety.json", results)

@@ -88,6 +88,11 @@ def test_exceptions_are_the_scope_decisions_and_mask_the_crisis_rules():
         ("자해 끊은 지 일 년 됐어", "past"),
         ("죽고 싶은 건 아니야", "negated"),
         ("게임에서 또 죽었어", "topic"),
+        ("고2 때 자살 시도 했었는데 지금은 대학 와서 잘 지내요", "past"),  # a past tense, then the present
+        ("자해 대신 운동을 시작했어", "past"),
+        ("not suicidal just exhausted", "negated"),
+        ("죽고 싶다는 건 말버릇이고 진심은 아님", "negated"),
+        ("친구한테 죽고 싶냐고 직접 물어봐도 돼?", "third_party"),
     ],
 )
 def test_scope_cues(text, cue):
@@ -97,6 +102,18 @@ def test_scope_cues(text, cue):
 def test_no_third_party_cue_when_the_writer_says_me_too():
     assert "third_party" not in rules.scope_cues(morph.sentences("친구도 힘들대 나도 죽고 싶어"))
     assert "past" not in rules.scope_cues(morph.sentences("예전엔 괜찮았는데 다시 죽고 싶어"))
+
+
+@pytest.mark.parametrize(
+    "text", ["어제 죽고 싶었어 지금도 그래", "작년에 죽고 싶었는데 아직도 그래", "죽고 싶어 진짜", "엄마한테 죽고 싶다고 말했어"]
+)
+def test_no_scope_cue_where_the_risk_goes_on(text):
+    assert not rules.scope_cues(morph.sentences(text)) & {"past", "negated", "third_party"}
+
+
+def test_punctuation_alone_has_nothing_to_read_but_emoji_do():
+    assert rules.only_punctuation("...") and rules.only_punctuation("?! ")
+    assert not rules.only_punctuation("💊") and not rules.only_punctuation("ㅠㅠ")
 
 
 # --- the classifier file --------------------------------------------------------------------------------
@@ -183,6 +200,35 @@ def test_a_rule_crisis_is_lowered_only_when_the_classifier_disagrees_and_a_cue_s
     assert combine.decide(evidence(rule, ["topic"], 0.1, 0.9), THRESHOLDS).level == "crisis"  # sees risk
 
 
+def test_a_rule_shown_imprecise_is_a_signal_that_does_not_decide_alone():
+    rule = [("self_harm", "crisis")]
+    signals = frozenset({"self_harm"})
+    alone = combine.decide(evidence(rule, [], 0.1, 0.9), THRESHOLDS, signals)
+    assert alone.level == "concern" and "signal:self_harm" in alone.reasons and not alone.by_rule
+    assert combine.decide(evidence(rule, [], 0.9, 0.9), THRESHOLDS, signals).level == "crisis"
+    assert combine.decide(evidence(rule, [], 0.1, 0.9), THRESHOLDS, frozenset({"death_wish"})).level == "crisis"
+
+
+def test_rule_precision_is_measured_on_labelled_messages_and_names_the_signals():
+    from gonggam.safety import train
+    from gonggam.safety.corpus import Example
+
+    # Made-up labels, to see the arithmetic: one right verdict of self_harm and eleven wrong ones.
+    texts = [("crisis", "자해하고 싶어"), ("concern", "자해 멈춘 지 1년째")]  # the second is lowered by its cue
+    texts += [("none", f"자해 흉터가 보여{'요' * n}") for n in range(11)]
+    examples = [Example(f"f{i}", label, "c", text) for i, (label, text) in enumerate(texts)]
+    precision = train.rule_precision(examples, [combine.rule_evidence(e.text) for e in examples])
+    assert precision["self_harm"] == [1, 12]
+    assert train.signal_rules(precision) == {"self_harm"}
+    assert train.signal_rules({"hanging": [1, 3]}) == frozenset()  # too few verdicts to judge: it keeps deciding
+
+
+def test_the_shipped_message_model_names_its_signal_rules():
+    model = LinearModel.load(MESSAGE_MODEL)
+    assert model.signal_rules == frozenset(model.info["signal_rules"])
+    assert model.signal_rules <= set(model.info["rule_precision"])
+
+
 def test_a_classifier_crisis_is_lowered_only_by_an_exception_rule():
     assert combine.decide(evidence([("news_mention", "none")], [], 0.9, 0.9), THRESHOLDS).level == "none"
     third = combine.decide(evidence([("third_party_report", "concern")], [], 0.9, 0.9), THRESHOLDS)
@@ -208,21 +254,39 @@ def test_the_output_check_replaces_on_a_rule_or_the_classifier():
 # --- the conversation ---------------------------------------------------------------------------------------
 
 
+def graded(level: str, score: float | None = None) -> Assessment:
+    """A message assessment as the layer gives it: a crisis with a sure classifier score unless told otherwise."""
+    return Assessment(level, (), 0.99 if score is None and level == "crisis" else score or 0.0)
+
+
 def fixed(level: str):
     """A message assessor that grades every message the same: the context rules alone decide."""
-    return lambda text: Assessment(level, ())
+    return lambda text: graded(level)
 
 
 SCREENING = "혹시 스스로를 해치거나 죽고 싶다는 생각이 드시나요?"
 
 
-@pytest.mark.parametrize("answer", ["응", "네", "ㅇㅇ", "가끔요", "그런 것 같아", "요즘 자주"])
+@pytest.mark.parametrize(
+    "answer",
+    ["응", "네", "ㅇㅇ", "가끔요", "그런 것 같아", "요즘 자주", "맨날 들어 그냥", "모르겠어요", "ㅇㅇ 안 가도 되니까"],
+)
 def test_yes_to_the_assistants_screening_question_is_crisis(answer):
     turns = [user("요즘 너무 힘들어"), assistant(SCREENING), user(answer)]
     assert context.assess(turns, fixed("none")).level == "crisis"
 
 
-@pytest.mark.parametrize("answer", ["아니 그건 아니야", "아뇨 그 정도는 아니에요", "없어"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "아니 그건 아니야",
+        "아뇨 그 정도는 아니에요",
+        "없어",
+        "ㄴㄴ 그건 아님",
+        "그런 생각은 안 해요",
+        "죽고 싶은 건 아닌데 지쳤어",
+    ],
+)
 def test_no_to_the_screening_question_is_concern(answer):
     turns = [user("요즘 너무 힘들어"), assistant(SCREENING), user(answer)]
     assert context.assess(turns, fixed("none")).level == "concern"
@@ -235,17 +299,30 @@ def test_yes_to_an_ordinary_question_is_not_crisis():
 
 def test_after_a_crisis_turn_a_method_question_or_a_retraction_stays_crisis():
     def assess(text):
-        return Assessment("crisis" if "끝낼" in text else "none", ())
+        return graded("crisis" if "끝낼" in text else "none")
 
     plan = [user("오늘 밤에 다 끝낼 거야"), assistant("지금 어디에 계세요?")]
     assert context.assess([*plan, user("몇 층이면 돼?")], assess).level == "crisis"
+    assert context.assess([*plan, user("진통제 한 통이면 돼?")], assess).level == "crisis"
     assert context.assess([*plan, user("농담이야 ㅋㅋ")], assess).level == "crisis"
+    assert context.assess([*plan, user("아니 캠핑 가려고 산 거야 오해하지 마")], assess).level == "crisis"
     assert context.assess([*plan, user("고마워 좀 진정됐어")], assess).level == "concern"
+
+
+def test_an_earlier_crisis_by_a_borderline_score_carries_nothing_forward():
+    def assess(text):
+        return graded("crisis", 0.3) if "외로워" in text else graded("none")
+
+    turns = [user("요즘 너무 외로워요"), assistant("언제 특히 그러세요?"), user("동호회라도 들어볼까 생각 중이에요")]
+    assert context.assess(turns, assess).level == "none"
+    assert (
+        context.assess(turns, lambda text: graded("crisis") if "외로워" in text else graded("none")).level == "concern"
+    )
 
 
 def test_a_crisis_that_only_exists_across_turns_is_crisis():
     def assess(text):
-        return Assessment("crisis" if "죽고 싶어" in text or "죽고 싶" in text.replace("  ", " ") else "none", ())
+        return graded("crisis" if "죽고 싶어" in text or "죽고 싶" in text.replace("  ", " ") else "none")
 
     assert context.assess([user("죽고"), user("싶어")], assess).level == "crisis"
 
@@ -253,8 +330,8 @@ def test_a_crisis_that_only_exists_across_turns_is_crisis():
 def test_a_benign_topic_in_earlier_turns_explains_an_ambiguous_word():
     def assess(text):
         if "캠핑" in text:
-            return Assessment("none", ())
-        return Assessment("crisis" if "번개탄" in text else "none", ())
+            return graded("none")
+        return graded("crisis" if "번개탄" in text else "none", 0.5)
 
     turns = [user("주말에 캠핑 가"), assistant("좋겠네요!"), user("번개탄 몇 개 사야 돼?")]
     found = context.assess(turns, assess)

@@ -64,6 +64,11 @@ class LinearModel:
         segments = [features.hashed(segment) for segment in features.segments(text)]
         return {name: sigmoid(segment_logit(h.weight, self.idf, segments) + h.bias) for name, h in self.heads.items()}
 
+    @property
+    def signal_rules(self) -> frozenset[str]:
+        """The crisis rules that do not decide alone (combine.py): the training corpus showed them imprecise."""
+        return frozenset(self.info.get("signal_rules", ()))
+
     def fires(self, scores: dict[str, float], head: str) -> bool:
         return scores[head] >= self.heads[head].threshold
 

@@ -1,14 +1,19 @@
 """Stage 4: how the rules and the classifier meet, for one user message and for one model reply.
 
 - Both stages run on every message; the worse level wins, with two kinds of scope decision (docs/safety.md):
+- a crisis rule decides alone unless the training corpus shows it imprecise: a rule whose crisis verdicts there were
+  right less than 65% of the time (over at least 10) is a *signal* (train.py measures this and stores the list in
+  the message model). A signal is named in the reasons (signal:NAME) and left to the classifier's reading of the
+  whole message: its words (자해, 번개탄, 먼저 가서 미안해) appear in past, third-party and everyday uses as often as in
+  a crisis;
 - a crisis found by the classifier alone is lowered when an exception rule matched the message (news, fiction,
   statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
   past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`);
 - a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
   cue of the lemma view says why: a third party, a past and recovered wish or a negation → `concern`; a benign
   topic (a game, a film, work, camping) → `none` (if it sees no risk either).
-- a message that is only a greeting, thanks, goodbye or one-word answer (rules.PHATIC) is `none` unless a rule
-  finds a crisis in it; the conversation context still reads it (응 to a screening question).
+- a message that is only a greeting, thanks, goodbye, one-word answer (rules.PHATIC) or punctuation is `none`
+  unless a rule finds a crisis in it; the conversation context still reads it (응 to a screening question).
 - Nothing else lowers a crisis. A model reply is `crisis` (replaced) when an output rule or the reply classifier
   fires: no exceptions.
 
@@ -46,7 +51,7 @@ def rule_evidence(text: str) -> tuple[tuple[rules.Hit, ...], frozenset[str], boo
     # only repeat the crisis phrase it masked: they count when no concern-level exception matched.
     if not any(rules.SCOPE_DECISIONS.get(h.name) == "concern" for h in hits):
         hits += rules.lemma_hits(sentences)
-    return tuple(hits), rules.scope_cues(sentences), rules.is_phatic(norm)
+    return tuple(hits), rules.scope_cues(sentences), rules.is_phatic(norm) or rules.only_punctuation(text)
 
 
 def gather(text: str, model: LinearModel) -> Evidence:
@@ -60,14 +65,22 @@ def classifier_level(scores: dict[str, float], thresholds: dict[str, float]) -> 
     return "concern" if scores["risk"] >= thresholds["risk"] else "none"
 
 
-def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
-    hits, cues, scores = evidence.hits, evidence.cues, evidence.scores
+def without_signals(hits: tuple[rules.Hit, ...], signals: frozenset[str]) -> tuple[tuple[rules.Hit, ...], list[str]]:
+    """The hits that may decide, and the names of the crisis rules among ``signals`` that fired (they do not decide)."""
+    demoted = [h.name for h in hits if h.level == "crisis" and h.name in signals]
+    return tuple(h for h in hits if h.level != "crisis" or h.name not in signals), demoted
+
+
+def decide(evidence: Evidence, thresholds: dict[str, float], signals: frozenset[str] = frozenset()) -> Assessment:
+    hits, demoted = without_signals(evidence.hits, signals)
+    cues, scores = evidence.cues, evidence.scores
     rule_level: Level = worst(*(h.level for h in hits))  # concern-level exceptions (a third party) count
     exceptions = [h.name for h in hits if h.name in rules.SCOPE_DECISIONS]
     model_level = classifier_level(scores, thresholds)
     model_crisis = model_level == "crisis"
     reasons = [f"rule:{n}" for n in dict.fromkeys(h.name for h in hits if h.name not in rules.SCOPE_DECISIONS)]
     reasons += [f"scope:{name}" for name in dict.fromkeys(exceptions)]
+    reasons += [f"signal:{name}" for name in dict.fromkeys(demoted)]
     reasons.append("classifier:" + ",".join(f"{name}={value:.2f}" for name, value in scores.items()))
     score = scores["crisis"]
     if rule_level != "crisis" and evidence.phatic:
@@ -86,7 +99,8 @@ def decide(evidence: Evidence, thresholds: dict[str, float]) -> Assessment:
 
 
 def assess_message(text: str, model: LinearModel) -> Assessment:
-    return decide(gather(text, model), {name: head.threshold for name, head in model.heads.items()})
+    thresholds = {name: head.threshold for name, head in model.heads.items()}
+    return decide(gather(text, model), thresholds, model.signal_rules)
 
 
 def check_output(reply: str, model: LinearModel) -> Assessment:

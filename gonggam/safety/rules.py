@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -674,7 +675,12 @@ _PEOPLE = _words(
 )
 _ME_TOO_LEMMAS = frozenset({"나/NP", "저/NP"})
 _PAST = _words("예전 옛날 한때 과거 작년 재작년 그때 시절 이전 어리다 학창 당시 전 ")
-_RECOVERED = _words("괜찮아지다 나아지다 좋아지다 옅어지다 극복 회복 살만하다 이겨내다 졸업 끊다 사라지다 줄어들다 ")
+_RECOVERED = _words(
+    "괜찮아지다 나아지다 좋아지다 옅어지다 극복 회복 살만하다 이겨내다 졸업 끊다 사라지다 줄어들다 멈추다 벗어나다 "
+    "단단하다 단단해지다 대견하다 "
+)
+# The present set against a past risk (… 했었는데 지금은 잘 지내요): a past tense on the risk, then one of these.
+_NOW = _words("지금 이제 요즘 현재 요새 오늘날 ")
 _NOW_FINE = frozenset(["괜찮다", "살다", "행복", "웃다", "안정"])
 _AGAIN = frozenset({"다시/MAG", "또/MAG", "또다시/MAG"})
 _NEGATION = frozenset({"아니다/VCN", "않다/VX", "없다/VA", "안/MAG", "못/MAG"})
@@ -705,10 +711,12 @@ def scope_cues(sentences: tuple) -> frozenset[str]:
     if someone and not me_too:
         cues.add("third_party")
     recovered = stems & _RECOVERED or (stems & _PAST and (stems & _NOW_FINE or set(lemmas) & _NEGATION))
-    if recovered and not set(lemmas) & _AGAIN:
+    if (recovered or _past_then_now(lemmas) or _replaced(lemmas)) and not set(lemmas) & _AGAIN:
         cues.add("past")
-    if _negated_risk(lemmas):
+    if _negated_risk(lemmas) or _insincere(lemmas):
         cues.add("negated")
+    if _asking_someone(lemmas):
+        cues.add("third_party")
     if stems & _TOPICS:
         cues.add("topic")
     return frozenset(cues)
@@ -720,10 +728,57 @@ _NEGATION_REACH = 6  # lemmas after the risk word: 죽고 싶은 건 아니야 =
 
 def _negated_risk(lemmas: list[str]) -> bool:
     """A negation close after a risk word (죽고 싶은 건 아니야), not one elsewhere (별일 아닌데 … 죽고 싶어)."""
+    if any(a == "not/SL" and b.startswith(("suicid", "kms", "unalive")) for a, b in itertools.pairwise(lemmas)):
+        return True
     return any(
         _stem(lemma) in _RISK_STEMS and set(lemmas[i + 1 : i + 1 + _NEGATION_REACH]) & _NEGATION
         for i, lemma in enumerate(lemmas)
     )
+
+
+_SINCERE = _words("진심 진짜 정말 진지 ")
+_PAST_REACH = 8  # lemmas after the risk word: 자살 시도 하 었었 = 자살 … 었었/EP
+
+
+def _after_risk(lemmas: list[str], reach: int) -> list[tuple[int, list[str]]]:
+    return [(i, lemmas[i + 1 : i + 1 + reach]) for i, lemma in enumerate(lemmas) if _stem(lemma) in _RISK_STEMS]
+
+
+def _insincere(lemmas: list[str]) -> bool:
+    """The risk words said and their sincerity denied (습관적인 말이고 진짜는 아님, 진심 아니고)."""
+    return bool(_after_risk(lemmas, 40)) and any(
+        _stem(a) in _SINCERE and {b, c} & {"아니다/VCN"}
+        for a, b, c in zip(lemmas, lemmas[1:], lemmas[2:], strict=False)
+    )
+
+
+def _past_then_now(lemmas: list[str]) -> bool:
+    """A risk in the past tense and then the present set against it (했었는데 지금은 / 싶었는데 이제는)."""
+    for i, after in _after_risk(lemmas, _PAST_REACH):
+        past = [j for j, lemma in enumerate(after) if lemma.endswith("/EP") and any(c in lemma for c in "었았였")]
+        if not past:
+            continue
+        later = lemmas[i + 1 + past[0] :]
+        still = {"아직/MAG", "여전히/MAG", "계속/MAG"} & set(later) or any(
+            _stem(a) in _NOW and b == "도/JX" for a, b in itertools.pairwise(later)
+        )
+        if {_stem(lemma) for lemma in later} & _NOW and not still:
+            return True
+    return False
+
+
+def _replaced(lemmas: list[str]) -> bool:
+    """A risk replaced by something else (자해 대신 운동을 시작했어)."""
+    return any(_stem(a) in _RISK_STEMS and b == "대신/NNG" for a, b in itertools.pairwise(lemmas))
+
+
+def _asking_someone(lemmas: list[str]) -> bool:
+    """Whether to ask someone about the risk (죽고 싶냐고 물어봐도 돼?): a quoted question, then 묻다 or 물어보다."""
+    return any(
+        lemma in ("냐고/EC", "느냐고/EC", "냐는/ETM", "는지/EC")
+        and {_stem(x) for x in lemmas[i + 1 : i + 5]} & {"묻다", "물어보다", "질문"}
+        for i, lemma in enumerate(lemmas)
+    ) and bool(_after_risk(lemmas, 40))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -766,3 +821,8 @@ PHATIC = _words(
 
 def is_phatic(norm: Normalised) -> bool:
     return norm.text in PHATIC
+
+
+def only_punctuation(text: str) -> bool:
+    """Nothing but punctuation and spaces ("...", "?!"): nothing to read. Emoji are read (💊, 🪢 stand for means)."""
+    return all(unicodedata.category(c)[0] in "PZ" for c in text)
