@@ -138,7 +138,9 @@ def test_words_glued_by_removed_spaces_are_not_matched_but_unspaced_typing_is():
     assert assess_message("힘들어서죽고 싶어").level == "crisis"
 
 
-REASON = re.compile(r"(?:(?:rule|signal|scope|cue|context):[a-z_]+|classifier:(?:[a-z]+=[01]\.\d\d,?)+|lowered_by_scope)")
+REASON = re.compile(
+    r"(?:(?:rule|signal|scope|cue|context):[a-z_]+|classifier:(?:[a-z]+=[01]\.\d\d,?)+|lowered_by_scope)"
+)
 
 
 def test_reasons_name_stages_rules_and_scores_never_user_text():

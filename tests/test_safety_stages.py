@@ -105,7 +105,13 @@ def test_no_third_party_cue_when_the_writer_says_me_too():
 
 
 @pytest.mark.parametrize(
-    "text", ["어제 죽고 싶었어 지금도 그래", "작년에 죽고 싶었는데 아직도 그래", "죽고 싶어 진짜", "엄마한테 죽고 싶다고 말했어"]
+    "text",
+    [
+        "어제 죽고 싶었어 지금도 그래",
+        "작년에 죽고 싶었는데 아직도 그래",
+        "죽고 싶어 진짜",
+        "엄마한테 죽고 싶다고 말했어",
+    ],
 )
 def test_no_scope_cue_where_the_risk_goes_on(text):
     assert not rules.scope_cues(morph.sentences(text)) & {"past", "negated", "third_party"}
