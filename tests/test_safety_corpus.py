@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -120,23 +121,37 @@ def test_thresholds_and_regularisation_were_chosen_on_dev(retrained):
     assert chosen["dev_crisis_recall"] >= 0.98
 
 
+def small_corpus(root: Path) -> Path:
+    """A slice of data/safety (whole files' first lines, so whole families stay together) for a quick training run."""
+    for kind, sizes in (("messages", {"train": 600, "dev": 200}), ("replies", {"train": 200, "dev": 80})):
+        (root / kind).mkdir(parents=True)
+        for split, lines in sizes.items():
+            text = (corpus.SAFETY_DATA / kind / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+            (root / kind / f"{split}.tsv").write_text("\n".join(text[: lines + 1]) + "\n", encoding="utf-8")
+    return root
+
+
+def train(data: Path, output: Path, *extra: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "gonggam.safety.train", "--data", str(data), "--output", str(output)]
+    return subprocess.run(
+        command + (["--extra", *map(str, extra)] if extra else []), cwd=ROOT, capture_output=True, text=True
+    )
+
+
 def test_extra_labels_change_the_model_and_bad_input_exits_2(tmp_path):
+    """On a slice of the corpus (the full one is trained once, by the reproduction test above)."""
+    data = small_corpus(tmp_path / "data")
     extra = tmp_path / "mine.tsv"
     extra.write_text(
         "crisis\t오늘따라 바다가 나를 부르는 것 같아\nnone\t바다 보러 가고 싶다 휴가 언제 오냐\nbad\n", encoding="utf-8"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "gonggam.safety.train", "--extra", str(extra), "--output", str(tmp_path / "out")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    plain, done = train(data, tmp_path / "plain"), train(data, tmp_path / "out", extra)
+    assert plain.returncode == 0 and done.returncode == 0, (plain.stderr + done.stderr)[-3000:]
     assert "skipped 1 malformed line(s): line 3" in done.stderr
     model = LinearModel.load(tmp_path / "out" / MESSAGE_MODEL.name)
     assert model.info["extra_examples"] == 2 and model.info["extra_files"] == ["mine.tsv"]
-    assert (tmp_path / "out" / MESSAGE_MODEL.name).read_bytes() != MESSAGE_MODEL.read_bytes()
+    mine = (tmp_path / "out" / MESSAGE_MODEL.name).read_bytes()
+    assert mine != (tmp_path / "plain" / MESSAGE_MODEL.name).read_bytes()
     missing = subprocess.run(
         [
             sys.executable,

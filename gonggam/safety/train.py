@@ -38,13 +38,31 @@ UNSAFE_RECALL_TARGET = 0.98
 THRESHOLDS = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 
 
+_segments: dict[str, list[np.ndarray]] = {}
+
+
+def segments_of(text: str) -> list[np.ndarray]:
+    """A text's bucket indices, computed once per run: tuning and the final fit read the same 25,000 messages."""
+    if text not in _segments:
+        _segments[text] = [features.hashed(s) for s in features.segments(text)]
+    return _segments[text]
+
+
+def analyse(examples: list[Example]) -> list[tuple]:
+    """The rules' evidence for each message, its features computed in the same pass (the lemma view is cached per
+    text only briefly, so the two readings of a message must follow each other)."""
+    evidence = []
+    for example in tqdm(examples, desc="messages", leave=False):
+        segments_of(example.text)
+        evidence.append(combine.rule_evidence(example.text))
+    return evidence
+
+
 class Featurised:
     """Each text's bucket indices: the whole text (training rows) and its segments (scoring, as the layer does)."""
 
     def __init__(self, texts: list[str], desc: str):
-        self.segments = [
-            [features.hashed(s) for s in features.segments(t)] for t in tqdm(texts, desc=desc, leave=False)
-        ]
+        self.segments = [segments_of(t) for t in tqdm(texts, desc=desc, leave=False)]
 
     def matrix(self, idf: np.ndarray):
         from scipy.sparse import csr_matrix
@@ -222,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"message classifier: {len(messages)} training and {len(dev_messages)} dev messages", file=sys.stderr)
-    evidence = [combine.rule_evidence(e.text) for e in tqdm(messages, desc="rules", leave=False)]
-    precision = rule_precision(messages, evidence)
+    precision = rule_precision(messages, analyse(messages))
     signals = signal_rules(precision)
     print(f"  rules that are signals only: {', '.join(sorted(signals))}", file=sys.stderr)
     tuned = tune_messages(messages, dev_messages, signals)
