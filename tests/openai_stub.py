@@ -18,8 +18,14 @@ from typing import Any
 class OpenAIStub:
     """A real HTTP server speaking the OpenAI completions API with a fixed reply; records what it was sent."""
 
-    def __init__(self, reply: str = "그러셨군요. 많이 속상하셨겠어요.", mode: str = "ok", delay: float = 0.0):
-        self.reply, self.mode, self.delay = reply, mode, delay
+    def __init__(
+        self,
+        reply: str = "그러셨군요. 많이 속상하셨겠어요.",
+        mode: str = "ok",
+        delay: float = 0.0,
+        word_delay: float = 0.0,
+    ):
+        self.reply, self.mode, self.delay, self.word_delay = reply, mode, delay, word_delay
         self.requests: list[dict[str, Any]] = []
         stub = self
 
@@ -58,6 +64,7 @@ class OpenAIStub:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 for word in stub.reply.split(" "):
+                    time.sleep(stub.word_delay)  # a slow engine, for a client that stops reading
                     chunk = {"choices": [{"index": 0, "text": word + " ", "finish_reason": None}]}
                     self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
                     self.wfile.flush()

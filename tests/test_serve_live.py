@@ -212,6 +212,57 @@ def test_the_web_chat_streams_a_reply_and_shows_the_crisis_card(tiny_server, tmp
         driver.quit()
 
 
+def test_the_web_chat_asks_for_the_api_key_and_its_stop_button_ends_the_stream(monkeypatch, tmp_path):
+    """serve.py --api-key-env in front of a slow OpenAI-compatible engine: a stand-in (tests/openai_stub.py), since no
+    GPU engine can run here. The page asks for the key after a 401; the stop button ends a reply mid-stream."""
+    from openai_stub import OpenAIStub
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    engine = OpenAIStub(reply=" ".join(["그러셨군요.", "많이", "속상하셨겠어요."] * 20), word_delay=0.25)
+    monkeypatch.setenv("GONGGAM_TEST_KEY", "test-key-7f3a")
+    server = ServeProcess(
+        "--upstream", engine.url, "--upstream-model", "gonggam-stub", "--api-key-env", "GONGGAM_TEST_KEY"
+    )
+    driver = open_browser(server.url)
+    wait = WebDriverWait(driver, 60)
+    try:
+        driver.get(f"{server.url}/")
+        message = driver.find_element(By.ID, "message")
+        message.send_keys(CALM, Keys.ENTER)
+        key_box = wait.until(
+            lambda d: d.find_element(By.ID, "key-box") if d.find_element(By.ID, "key-box").is_displayed() else False
+        )
+        assert "API 키" in driver.find_element(By.ID, "status").text and engine.completions() == []
+        key_box.find_element(By.ID, "api-key").send_keys("test-key-7f3a")
+        driver.find_element(By.ID, "save-key").click()
+        assert not key_box.is_displayed()
+
+        message.send_keys(CALM, Keys.ENTER)
+        stop = driver.find_element(By.ID, "stop")
+        streaming = '.msg.assistant[data-state="streaming"]'
+        bubble = wait.until(
+            lambda d: next(
+                (b for b in d.find_elements(By.CSS_SELECTOR, streaming) if int(b.get_attribute("data-chunks")) >= 1),
+                False,
+            )
+        )
+        assert stop.is_displayed()
+        stop.click()
+        wait.until(lambda d: bubble.get_attribute("data-state") == "stopped")
+        shown = bubble.find_element(By.CLASS_NAME, "text").text
+        time.sleep(1.5)  # the engine would have sent several more words by now
+        assert bubble.find_element(By.CLASS_NAME, "text").text == shown and 0 < len(shown) < len(engine.reply) // 2
+        assert "멈췄어요" in bubble.text and not stop.is_displayed()
+        assert len(engine.completions()) == 1  # the request with the key went through; the one without never did
+        driver.save_screenshot(str(tmp_path / "stopped.png"))
+    finally:
+        driver.quit()
+        server.stop()
+        engine.close()
+
+
 def _finished(driver, replies: int):
     from selenium.webdriver.common.by import By
 
