@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             answer_file(responder, conversations, args, overrides)
         return 0
 
-    return run_command(body)
+    return run_command(body, "the conversation ended; nothing was written.")
 
 
 def answer_file(responder, conversations, args, overrides) -> None:

@@ -38,8 +38,11 @@ def interrupts_unwind() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_command(body: Callable[[], int]) -> int:
-    """Run an entry point's work: a UserError is one line and exit 2, Ctrl-C or SIGTERM one line and exit 130."""
+def run_command(body: Callable[[], int], interrupted: str = "nothing was left half-written.") -> int:
+    """Run an entry point's work: a UserError is one line and exit 2, Ctrl-C or SIGTERM one line and exit 130.
+
+    ``interrupted`` ends that line: what an interruption leaves behind (a command that writes no file says so).
+    """
     try:
         with interrupts_unwind():
             return body()
@@ -47,5 +50,5 @@ def run_command(body: Callable[[], int]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted: nothing was left half-written.", file=sys.stderr)
+        print(f"interrupted: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED

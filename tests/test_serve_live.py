@@ -279,7 +279,7 @@ def test_the_servers_log_holds_no_conversation_and_ctrl_c_ends_it(tiny_server):
         assert text not in log
     # Ctrl-C ends it the way it ends every command here: one line, exit 130 (gonggam.errors.run_command).
     assert tiny_server.stop() == 130 and "Traceback" not in tiny_server.log()
-    assert tiny_server.lines[-1].startswith("interrupted:")
+    assert tiny_server.lines[-1].startswith("interrupted: the server stopped; no conversation was kept.")
 
 
 # ---------------------------------------------------------------- the gateway in front of llama.cpp's own server

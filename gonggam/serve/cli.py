@@ -143,4 +143,4 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    return run_command(lambda: serve(args))
+    return run_command(lambda: serve(args), "the server stopped; no conversation was kept.")
