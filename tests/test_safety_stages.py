@@ -291,6 +291,7 @@ def test_yes_to_the_assistants_screening_question_is_crisis(answer):
         "ㄴㄴ 그건 아님",
         "그런 생각은 안 해요",
         "죽고 싶은 건 아닌데 지쳤어",
+        "예전엔 그런 생각 했는데 지금은 없어요",  # 예전 is not 예 (yes)
     ],
 )
 def test_no_to_the_screening_question_is_concern(answer):

@@ -44,8 +44,9 @@ _RETRACTION = re.compile(
     r"|신경안써|신경끄|잊어|취소|아무것도아니|아무일도아니|별거아니|뻥|거짓말이|진심아니|진지하게받|심각하게듣|심각하게받|오버하"
     r"|과민|아니야됐어|아냐됐어|오해|걱정마|걱정하지마|걱정안해도|괜히말|없던걸로|없던일|kidding|joke|jk|lol"
 )
-# An answer that opens with a yes is a yes, whatever follows (ㅇㅇ 차라리 다치면 안 가도 되니까).
-_AFFIRM = re.compile(r"^(?:응|웅|ㅇㅇ|ㅇ|네|넵|예|yes|yeah|yep|맞아)")
+# An answer whose first word is a yes is a yes, whatever follows (ㅇㅇ 차라리 다치면 안 가도 되니까); read on the raw
+# text, since the normalised one joins the words (예전엔 … must not read as 예).
+_AFFIRM = re.compile(r"^\s*(?:응+|웅|ㅇㅇ+|ㅇ|네+|넵|넹|예|yes|yeah|yep|맞아요?)(?=$|[\s.,!?~…ㅠㅜ])", re.IGNORECASE)
 # A bare denial right after a stated plan (아니 캠핑 가려고 산 거야) is a retraction, unless it answers a screening
 # question.
 _DENIAL = re.compile(r"^(?:아니|아냐|아뇨|no\b)")
@@ -75,7 +76,7 @@ _NEGATION_LEMMAS = frozenset({"아니다/VCN", "않다/VX", "없다/VA", "안/MA
 
 def _denies(text: str, normalised: str) -> bool:
     """A clear no: a word of denial, or a negation in the lemma view (생각은 없어요, 그건 아님, 안 해요)."""
-    if _AFFIRM.search(normalised):
+    if _AFFIRM.search(text):
         return False
     if _NO.search(normalised):
         return True
