@@ -79,16 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     results["bar"] = {"merged_vs_adapter_batch_1": BAR, "met": results["speedup"].get("1", 0) >= BAR}
     print_table(results)
-    stem = args.results or ROOT / "bench" / "results" / f"generate_{args.shape}.json"
-    write_json(stem, results)
-    bar_chart(
-        stem.with_suffix(".png"),
+    write_results(
+        args.results or ROOT / "bench" / "results" / f"generate_{args.shape}.json",
+        results,
         [f"{r['model']}, batch {r['batch']}" for r in rows],
-        [r["new_tokens_per_s"] for r in rows],
-        "new tokens / s",
         f"generation, {args.shape} {args.dtype}, {args.max_new_tokens} new tokens per reply",
     )
     return 0 if results["bar"]["met"] else 1
+
+
+def write_results(path: Path, results: dict, labels: list[str], title: str) -> None:
+    """The JSON record and, beside it, the bar chart of each row's new tokens per second."""
+    write_json(path, results)
+    bar_chart(
+        path.with_suffix(".png"), labels, [r["new_tokens_per_s"] for r in results["rows"]], "new tokens / s", title
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -248,13 +253,10 @@ def compare_gguf(
         rows=rows,
     )
     print_gguf_table(results)
-    stem = args.results or ROOT / "bench" / "results" / f"generate_gguf_{args.shape}.json"
-    write_json(stem, results)
-    bar_chart(
-        stem.with_suffix(".png"),
+    write_results(
+        args.results or ROOT / "bench" / "results" / f"generate_gguf_{args.shape}.json",
+        results,
         [f"{r['engine']}, {r['weights']} ({r['file_bytes'] / 1e6:.2f} MB)" for r in rows],
-        [r["new_tokens_per_s"] for r in rows],
-        "new tokens / s",
         f"generation at batch 1, {args.shape}, {args.max_new_tokens} greedy tokens, CPU threads {os.cpu_count()}",
     )
     return 0
