@@ -744,11 +744,14 @@ def _after_risk(lemmas: list[str], reach: int) -> list[tuple[int, list[str]]]:
     return [(i, lemmas[i + 1 : i + 1 + reach]) for i, lemma in enumerate(lemmas) if _stem(lemma) in _RISK_STEMS]
 
 
+def _mentions_risk(lemmas: list[str]) -> bool:
+    return any(_stem(lemma) in _RISK_STEMS for lemma in lemmas)
+
+
 def _insincere(lemmas: list[str]) -> bool:
     """The risk words said and their sincerity denied (습관적인 말이고 진짜는 아님, 진심 아니고)."""
-    return bool(_after_risk(lemmas, 40)) and any(
-        _stem(a) in _SINCERE and {b, c} & {"아니다/VCN"}
-        for a, b, c in zip(lemmas, lemmas[1:], lemmas[2:], strict=False)
+    return _mentions_risk(lemmas) and any(
+        _stem(a) in _SINCERE and "아니다/VCN" in (b, c) for a, b, c in zip(lemmas, lemmas[1:], lemmas[2:], strict=False)
     )
 
 
@@ -778,7 +781,7 @@ def _asking_someone(lemmas: list[str]) -> bool:
         lemma in ("냐고/EC", "느냐고/EC", "냐는/ETM", "는지/EC")
         and {_stem(x) for x in lemmas[i + 1 : i + 5]} & {"묻다", "물어보다", "질문"}
         for i, lemma in enumerate(lemmas)
-    ) and bool(_after_risk(lemmas, 40))
+    ) and _mentions_risk(lemmas)
 
 
 # ---------------------------------------------------------------------------------------------------
