@@ -195,6 +195,10 @@ def train(script_args: ScriptArguments, training_args: Any, model_args: Any) -> 
         kept = (*KEPT_DURING_TRAINING, "README.md")
         with output_directory(output, COMMAND, keep=kept, legacy=LEGACY_FILES, in_place=True) as staging:
             save_adapter_folder(staging, trainer, results, script_args, training_args, model_args)
+    # All processes wait for the save, then close the process group together: a process that left first once left
+    # the others hanging in gloo's thread join when their DDP reducer was freed (the two-process test, 1 run in 4).
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     if hasattr(trainer, "end"):
         trainer.end()
     return results
