@@ -303,12 +303,13 @@ def test_push_checks_refuse_what_must_not_be_published(workdir, publishable, dam
 
 def test_infer_refuses_to_answer_without_the_safety_classifier(workdir, merged, tmp_path):
     """A damaged classifier file stops infer.py with one sentence before any model loads: never a silent layer."""
-    from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL
+    from gonggam.safety.classifier import CONTEXT_MODEL, MESSAGE_MODEL, REPLY_MODEL
 
     models = tmp_path / "safety-models"
     models.mkdir()
     (models / MESSAGE_MODEL.name).write_bytes(MESSAGE_MODEL.read_bytes()[:4096])
-    shutil.copy(REPLY_MODEL, models / REPLY_MODEL.name)
+    for intact in (REPLY_MODEL, CONTEXT_MODEL):
+        shutil.copy(intact, models / intact.name)
     done = run_cli(
         ROOT / "infer.py",
         "--model",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gonggam.safety import corpus
-from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL, LinearModel
+from gonggam.safety.classifier import CONTEXT_MODEL, MESSAGE_MODEL, REPLY_MODEL, LinearModel
 from gonggam.safety.corpus import CorpusError
 
 ROOT = corpus.ROOT
@@ -108,7 +108,7 @@ def retrained(tmp_path_factory):
 
 
 def test_make_safety_model_reproduces_the_shipped_files_byte_for_byte(retrained):
-    for shipped in (MESSAGE_MODEL, REPLY_MODEL):
+    for shipped in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL):
         assert (retrained / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
 
 
@@ -121,13 +121,28 @@ def test_thresholds_and_regularisation_were_chosen_on_dev(retrained):
     assert chosen["dev_crisis_recall"] >= 0.98
 
 
+def first_lines(source: Path, target: Path, lines: int) -> None:
+    text = source.read_text(encoding="utf-8").splitlines()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(text[:lines]) + "\n", encoding="utf-8")
+
+
 def small_corpus(root: Path) -> Path:
     """A slice of data/safety (whole files' first lines, so whole families stay together) for a quick training run."""
     for kind, sizes in (("messages", {"train": 600, "dev": 200}), ("replies", {"train": 200, "dev": 80})):
-        (root / kind).mkdir(parents=True)
         for split, lines in sizes.items():
-            text = (corpus.SAFETY_DATA / kind / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-            (root / kind / f"{split}.tsv").write_text("\n".join(text[: lines + 1]) + "\n", encoding="utf-8")
+            first_lines(corpus.SAFETY_DATA / kind / f"{split}.tsv", root / kind / f"{split}.tsv", lines + 1)
+    for split in ("train", "dev"):
+        first_lines(
+            corpus.SAFETY_DATA / "conversations" / f"{split}.jsonl", root / "conversations" / f"{split}.jsonl", 80
+        )
+    for path in sorted((corpus.SAFETY_DATA / "context").glob("*.tsv")):
+        header, *lines = path.read_text(encoding="utf-8").splitlines()
+        by_label = [[line for line in lines if line.split("\t")[1] == label] for label in ("crisis", "concern", "none")]
+        (root / "context").mkdir(exist_ok=True)
+        (root / "context" / path.name).write_text(
+            "\n".join([header, *(x for part in by_label for x in part[:100])]) + "\n"
+        )
     return root
 
 
@@ -177,3 +192,7 @@ def test_no_training_text_is_also_a_held_out_text():
         e.text for path in (corpus.SAFETY_DATA / "train_extra").glob("*.tsv") for e in corpus.read_examples(path)
     ]
     assert not held_out & set(training)
+    # The context heads learn from conversation turns: none of theirs is a turn of a dev or test conversation.
+    held_out_turns = {t["content"] for split in ("dev", "test") for c in corpus.conversations(split) for t in c.turns}
+    turns = {e.text for path in (corpus.SAFETY_DATA / "context").glob("*.tsv") for e in corpus.read_examples(path)}
+    assert turns and not held_out_turns & turns

@@ -139,12 +139,14 @@ def test_a_long_text_is_scored_by_its_sentence_windows_too():
 
 
 def test_the_shipped_models_load_and_score():
-    message, reply = safety.load()
+    message, reply, turns = safety.load()
     assert set(message.heads) == {"crisis", "risk"} and set(reply.heads) == {"unsafe"}
+    assert set(turns.heads) == {"screening", "affirmed", "continues"}
     assert message.info["format"] == classifier.FORMAT
     crisis, calm = message.score("더 이상 살고 싶지 않아 오늘 밤에 끝낼 거야"), message.score("오늘 점심 맛있었어")
     assert 0.0 <= calm["crisis"] < crisis["crisis"] <= 1.0
-    assert MESSAGE_MODEL.stat().st_size + classifier.REPLY_MODEL.stat().st_size < 20e6
+    shipped = (MESSAGE_MODEL, classifier.REPLY_MODEL, classifier.CONTEXT_MODEL)
+    assert sum(path.stat().st_size for path in shipped) < 20e6
 
 
 def test_a_missing_model_file_fails_with_one_sentence(tmp_path):
@@ -167,10 +169,11 @@ def test_a_damaged_model_file_fails_with_one_sentence(tmp_path, damage):
         LinearModel.load(path)
 
 
-def test_the_layer_refuses_to_run_without_its_classifier(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["MESSAGE_MODEL", "REPLY_MODEL", "CONTEXT_MODEL"])
+def test_the_layer_refuses_to_run_without_any_of_its_classifiers(tmp_path, monkeypatch, name):
     monkeypatch.setattr(safety, "_models", {})
-    monkeypatch.setattr(safety, "MESSAGE_MODEL", tmp_path / "gone.safetensors")
-    with pytest.raises(SafetyModelError):
+    monkeypatch.setattr(safety, name, tmp_path / "gone.safetensors")
+    with pytest.raises(SafetyModelError, match=r"gone\.safetensors is missing"):
         safety.assess_message("안녕")
 
 
@@ -273,13 +276,19 @@ def fixed(level: str):
 SCREENING = "혹시 스스로를 해치거나 죽고 싶다는 생각이 드시나요?"
 
 
+def in_context(turns: list[dict], assess) -> Assessment:
+    """The conversation stage with the shipped context classifier (its heads decide what the turns mean)."""
+    return context.assess(turns, assess, safety.load()[2])
+
+
 @pytest.mark.parametrize(
     "answer",
-    ["응", "네", "ㅇㅇ", "가끔요", "그런 것 같아", "요즘 자주", "맨날 들어 그냥", "모르겠어요", "ㅇㅇ 안 가도 되니까"],
+    ["응", "네", "ㅇㅇ", "가끔요", "그런 것 같아", "요즘 자주", "맨날 들어 그냥", "모르겠어요", "아니라고는 못 하겠어"],
 )
 def test_yes_to_the_assistants_screening_question_is_crisis(answer):
     turns = [user("요즘 너무 힘들어"), assistant(SCREENING), user(answer)]
-    assert context.assess(turns, fixed("none")).level == "crisis"
+    found = in_context(turns, fixed("none"))
+    assert found.level == "crisis" and "context:screening_affirmed" in found.reasons
 
 
 @pytest.mark.parametrize(
@@ -296,12 +305,13 @@ def test_yes_to_the_assistants_screening_question_is_crisis(answer):
 )
 def test_no_to_the_screening_question_is_concern(answer):
     turns = [user("요즘 너무 힘들어"), assistant(SCREENING), user(answer)]
-    assert context.assess(turns, fixed("none")).level == "concern"
+    assert in_context(turns, fixed("none")).level == "concern"
 
 
-def test_yes_to_an_ordinary_question_is_not_crisis():
-    turns = [user("시험 끝났어"), assistant("잘 보셨어요?"), user("응")]
-    assert context.assess(turns, fixed("none")).level == "none"
+@pytest.mark.parametrize("question", ["잘 보셨어요?", "109에 전화해 보시면 어떨까요?", "지금 혼자 계세요?"])
+def test_yes_to_a_question_that_is_not_screening_is_not_crisis(question):
+    turns = [user("시험 끝났어"), assistant(question), user("응")]
+    assert in_context(turns, fixed("none")).level == "none"
 
 
 def test_after_a_crisis_turn_a_method_question_or_a_retraction_stays_crisis():
@@ -309,11 +319,26 @@ def test_after_a_crisis_turn_a_method_question_or_a_retraction_stays_crisis():
         return graded("crisis" if "끝낼" in text else "none")
 
     plan = [user("오늘 밤에 다 끝낼 거야"), assistant("지금 어디에 계세요?")]
-    assert context.assess([*plan, user("몇 층이면 돼?")], assess).level == "crisis"
-    assert context.assess([*plan, user("진통제 한 통이면 돼?")], assess).level == "crisis"
-    assert context.assess([*plan, user("농담이야 ㅋㅋ")], assess).level == "crisis"
-    assert context.assess([*plan, user("아니 캠핑 가려고 산 거야 오해하지 마")], assess).level == "crisis"
-    assert context.assess([*plan, user("고마워 좀 진정됐어")], assess).level == "concern"
+    for after in ("몇 층이면 돼?", "진통제 한 통이면 돼?", "농담이야 ㅋㅋ", "아니 캠핑 가려고 산 거야 오해하지 마"):
+        found = in_context([*plan, user(after)], assess)
+        assert found.level == "crisis" and "context:crisis_continues" in found.reasons, after
+    for after in ("고마워 좀 진정됐어", "칼은 거실에 두고 왔어", "109에 전화해 볼게요"):
+        assert in_context([*plan, user(after)], assess).level == "concern", after
+
+
+def test_each_turn_is_read_in_its_own_context():
+    """A yes to a screening question is a crisis the next turn follows: a joke after it stays crisis."""
+    turns = [
+        user("요즘 너무 힘들어"),
+        assistant(SCREENING),
+        user("응"),
+        assistant("말해줘서 고마워요."),
+        user("장난이야"),
+    ]
+    found = in_context(turns, fixed("none"))
+    assert found.level == "crisis" and "context:crisis_continues" in found.reasons
+    calm = [*turns[:-1], user("얘기하니까 좀 괜찮아졌어")]
+    assert in_context(calm, fixed("none")).level == "concern"
 
 
 def test_an_earlier_crisis_by_a_borderline_score_carries_nothing_forward():
@@ -321,17 +346,15 @@ def test_an_earlier_crisis_by_a_borderline_score_carries_nothing_forward():
         return graded("crisis", 0.3) if "외로워" in text else graded("none")
 
     turns = [user("요즘 너무 외로워요"), assistant("언제 특히 그러세요?"), user("동호회라도 들어볼까 생각 중이에요")]
-    assert context.assess(turns, assess).level == "none"
-    assert (
-        context.assess(turns, lambda text: graded("crisis") if "외로워" in text else graded("none")).level == "concern"
-    )
+    assert in_context(turns, assess).level == "none"
+    assert in_context(turns, lambda text: graded("crisis") if "외로워" in text else graded("none")).level == "concern"
 
 
 def test_a_crisis_that_only_exists_across_turns_is_crisis():
     def assess(text):
         return graded("crisis" if "죽고 싶어" in text or "죽고 싶" in text.replace("  ", " ") else "none")
 
-    assert context.assess([user("죽고"), user("싶어")], assess).level == "crisis"
+    assert in_context([user("죽고"), user("싶어")], assess).level == "crisis"
 
 
 def test_a_benign_topic_in_earlier_turns_explains_an_ambiguous_word():
@@ -341,9 +364,9 @@ def test_a_benign_topic_in_earlier_turns_explains_an_ambiguous_word():
         return graded("crisis" if "번개탄" in text else "none", 0.5)
 
     turns = [user("주말에 캠핑 가"), assistant("좋겠네요!"), user("번개탄 몇 개 사야 돼?")]
-    found = context.assess(turns, assess)
+    found = in_context(turns, assess)
     assert found.level == "none" and "context:benign_topic" in found.reasons
-    assert context.assess([user("번개탄 몇 개 사야 돼?")], assess).level == "crisis"
+    assert in_context([user("번개탄 몇 개 사야 돼?")], assess).level == "crisis"
 
 
 def test_a_follow_up_about_someone_at_risk_stays_concern():
@@ -351,7 +374,7 @@ def test_a_follow_up_about_someone_at_risk_stays_concern():
         return Assessment("concern" if "친구" in text else "none", ())
 
     turns = [user("친구가 죽고 싶대"), assistant("걱정되시겠어요."), user("뭐라고 말해줘야 해?")]
-    assert context.assess(turns, assess).level == "concern"
+    assert in_context(turns, assess).level == "concern"
 
 
 def test_a_greeting_or_one_word_answer_is_none_unless_a_rule_fires():

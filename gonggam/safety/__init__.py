@@ -5,9 +5,10 @@ answers suicidal statements casually. This package stands between the user and t
 
 1. normalise.py: the normalised text (NFC, no spaces, jamo composed) and morph.py: the kiwipiepy lemma view;
 2. rules.py: precise, auditable rules and the scope exceptions (news, fiction, a third party, the past, ...);
-3. classifier.py: trained linear classifiers for messages and for model replies (models/*.safetensors);
+3. classifier.py: trained linear classifiers for messages, model replies and conversation turns (models/);
 4. combine.py: how the rules and the classifier meet (a crisis is lowered only by a documented scope decision);
-5. context.py: the conversation (the assistant's screening question, escalation, retractions, the topic);
+5. context.py: the conversation (the assistant's screening question and the answer, what follows a crisis,
+   escalation, the topic);
 6. replies.py: the levels and the fixed texts.
 
 Levels: ``crisis`` (the model is not asked; ``CRISIS_REPLY`` with 109 / 마들랜 / 119 / 112), ``concern`` (the model's
@@ -24,7 +25,7 @@ from __future__ import annotations
 import threading
 
 from gonggam.safety import combine, context, morph
-from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL, LinearModel, SafetyModelError
+from gonggam.safety.classifier import CONTEXT_MODEL, MESSAGE_MODEL, REPLY_MODEL, LinearModel, SafetyModelError
 from gonggam.safety.normalise import normalise
 from gonggam.safety.replies import CONCERN_FOOTER, CRISIS_REPLY, Assessment, Level
 
@@ -47,14 +48,16 @@ _models: dict[str, LinearModel] = {}
 _lock = threading.Lock()
 
 
-def load() -> tuple[LinearModel, LinearModel]:
-    """The message and reply classifiers and the analyser, loaded once per process (SafetyModelError if damaged)."""
+def load() -> tuple[LinearModel, LinearModel, LinearModel]:
+    """The message, reply and context classifiers and the analyser, loaded once per process (SafetyModelError if
+    one is missing or damaged)."""
     with _lock:
         if not _models:
-            message, reply = LinearModel.load(MESSAGE_MODEL), LinearModel.load(REPLY_MODEL)
+            paths = {"message": MESSAGE_MODEL, "reply": REPLY_MODEL, "context": CONTEXT_MODEL}
+            loaded = {name: LinearModel.load(path) for name, path in paths.items()}
             morph.warm_up()
-            _models.update(message=message, reply=reply)
-    return _models["message"], _models["reply"]
+            _models.update(loaded)
+    return _models["message"], _models["reply"], _models["context"]
 
 
 def assess_message(text: str) -> Assessment:
@@ -64,7 +67,7 @@ def assess_message(text: str) -> Assessment:
 
 def assess_conversation(messages: list[dict]) -> Assessment:
     """Grade a conversation's latest user message in the context of the turns before it (context.py)."""
-    return context.assess(messages, assess_message)
+    return context.assess(messages, assess_message, load()[2])
 
 
 def check_output(reply: str) -> Assessment:

@@ -1,4 +1,4 @@
-"""Stage 3: the trained classifiers, one for user messages and one for model replies.
+"""Stage 3: the trained classifiers: user messages, model replies, and the turns of a conversation (context.py).
 
 Each is a linear model (logistic regression) over hashed character and lemma n-grams (features.py), stored as plain
 float32 arrays in a safetensors file that ships in the package: no pickle, a few MB, loaded in milliseconds. A head
@@ -23,6 +23,7 @@ FORMAT = "gonggam-safety-linear/1"
 MODEL_DIR = Path(os.environ.get("GONGGAM_SAFETY_MODELS") or Path(__file__).resolve().parent / "models")
 MESSAGE_MODEL = MODEL_DIR / "messages.safetensors"
 REPLY_MODEL = MODEL_DIR / "replies.safetensors"
+CONTEXT_MODEL = MODEL_DIR / "context.safetensors"  # the conversation stage's heads (context.py)
 REBUILD = "run `make safety-model` (or `python -m gonggam.safety.train`) to rebuild it"
 
 

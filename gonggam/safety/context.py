@@ -1,15 +1,26 @@
 """Stage 5: conversation context. The latest user message is read with what came before it.
 
-- The assistant's last question: an answer to a screening question about suicide or self-harm that is not a clear
-  no (응, 네, 가끔요, 맨날 들어, 모르겠어) is `crisis`, as a clinician would take it; a clear no is at least `concern`.
-- The last few user turns read together: a crisis that only exists across turns (escalation: distress, then
-  "그래서 오늘 밤에 하려고"; a phrase split over two messages) is `crisis`.
-- After an earlier crisis turn: a method, place or amount question, or a light retraction right after it
-  (농담이야, 신경 쓰지 마) stays `crisis`; anything else is at least `concern`, so that "고마워" is answered by the
-  model with the 109 footer instead of the fixed crisis reply again. The latest message is a crisis again when a
-  rule finds one or the classifier is sure (``CONFIRM_AFTER_CRISIS``), not on a borderline score. An earlier turn
-  that was a crisis only by a borderline score carries nothing forward: a false alarm on 외로워요 must not put the
-  rest of an ordinary conversation under the 109 footer.
+Each user turn of the last few is graded in its own context, oldest first, so that a later turn sees what the
+earlier ones were in context (a yes to a screening question is a crisis the next turn can follow). Three heads of
+the context classifier (models/context.safetensors, trained on data/safety/context/ and the labelled conversations)
+read the turns whose meaning depends on what came before; regular expressions over yes, no and 농담 kept failing on
+answers written in other words (a double negative is a yes; 칼은 치웠어 after a crisis is calm):
+
+- ``screening`` reads the assistant's turn right before the user's, when it is a question: does it ask about
+  suicide or self-harm? (109에 전화해 보시면 어떨까요? does not.)
+- ``affirmed`` reads the answer to such a question: anything but a clear no (응, 가끔요, 아니라고는 못 하겠어) is
+  `crisis`, as a clinician would take it; a clear no is `concern`.
+- ``continues`` reads the turn after a crisis: a method, place or amount question, a light retraction (농담이야)
+  or an insistence keeps it `crisis`; calm, thanks or a step toward help is `concern`, so that "고마워" is answered
+  by the model with the 109 footer instead of the fixed crisis reply again.
+
+An earlier crisis counts when it is sure: a rule found it, the classifier scored it at least
+``CONFIRM_AFTER_CRISIS``, or the context made it (a yes to a screening question). One that was a crisis only by a
+borderline score carries nothing forward: a false alarm on 외로워요 must not put the rest of an ordinary
+conversation under the 109 footer. Otherwise:
+
+- The last few user turns read together: a crisis that only exists across turns (distress, then "그래서 오늘 밤에
+  하려고"; a phrase split over two messages) is `crisis`.
 - The turn before, when a rule or a cue made it `concern` (a friend at risk), keeps a follow-up at least `concern`.
 - The topic for ambiguous words (scope decision, docs/safety.md): when the latest message is a crisis made only of
   words with an everyday sense (끝내다, 번개탄, 몇 알: ``AMBIGUOUS_RULES`` or the classifier alone), every earlier
@@ -23,69 +34,27 @@ import re
 from collections.abc import Callable
 
 from gonggam.safety import morph, rules
-from gonggam.safety.normalise import normalise
+from gonggam.safety.classifier import LinearModel
 from gonggam.safety.replies import Assessment, worst
 
-WINDOW = 3  # user turns read together with the latest one
+WINDOW = 3  # user turns read together with the latest one, and how far back an earlier crisis is followed
+HISTORY = 6  # user turns graded in context (older ones are past the window of every rule here)
 # After an earlier crisis the conversation is at least `concern` (109 stays in view); repeating the fixed crisis
-# reply then needs a rule or a classifier this sure, not a borderline score on "고마워, 약 엄마한테 줬어".
+# reply then needs a rule, a classifier this sure, or the ``continues`` head, not a borderline score on "고마워".
 CONFIRM_AFTER_CRISIS = 0.6
 
-_RISK_TOPIC = re.compile(
-    r"죽|자살|자해|해치|해하|극단|목숨|사라지|없어지|끝내|삶을|살고싶|살기싫|위험한생각|나쁜생각|다치게|상처를"
-    r"|suicid|kil|selfharm"
-)
-_QUESTION = re.compile(r"[?？]|(?:나요|까요|세요|신가요|니|냐|어요|있어|있니|해요|했어|해봤어|봤어|든|드나요)$")
-_NO = re.compile(
-    r"아니|아닌|아님|아뇨|아냐|아녜|ㄴㄴ|^노|^놉|^no|nope|전혀|절대|그정도는|그런건|그런생각은|그런적은|없어|없었|없습|안해|안했|안들|않아|않았|않습"
-)
-_RETRACTION = re.compile(
-    r"농담|장난|드립|ㅈㅅ|해본말|해본얘기|그냥한말|한말이|얘기였|말이었|뜻이었|뜻이야|말한거|놀라|믿었|신경ㄴ|신경쓰지|신경꺼"
-    r"|신경안써|신경끄|잊어|취소|아무것도아니|아무일도아니|별거아니|뻥|거짓말이|진심아니|진지하게받|심각하게듣|심각하게받|오버하"
-    r"|과민|아니야됐어|아냐됐어|오해|걱정마|걱정하지마|걱정안해도|괜히말|없던걸로|없던일|kidding|joke|jk|lol"
-)
-# An answer whose first word is a yes is a yes, whatever follows (ㅇㅇ 차라리 다치면 안 가도 되니까); read on the raw
-# text, since the normalised one joins the words (예전엔 … must not read as 예).
-_AFFIRM = re.compile(r"^\s*(?:응+|웅|ㅇㅇ+|ㅇ|네+|넵|넹|예|yes|yeah|yep|맞아요?)(?=$|[\s.,!?~…ㅠㅜ])", re.IGNORECASE)
-# A bare denial right after a stated plan (아니 캠핑 가려고 산 거야) is a retraction, unless it answers a screening
-# question.
-_DENIAL = re.compile(r"^(?:아니|아냐|아뇨|no\b)")
-_METHOD_OR_MEANS = re.compile(
-    r"방법|몇알|몇개|몇층|몇미터|얼마나|얼마면|어느정도|높이|높은|건물|알약|수면제|약을|약은|약이|약몇|끈|밧줄|옥상|난간|다리|한강"
-    r"|바다|바닷가|칼|면도|번개탄|연탄|안아프|고통없|편하게|확실|한번에|치사|충분|어디서|어디가|어디야|어디에|추천|뭘로|실패"
-    r"|할거|할꺼|할게|하기로|결심|정했|말리지|그래도|진통제|감기약|해열제|약국|한통|한병|몇통|몇병|다먹|전부|몽땅"
-    r"|이면돼|이면됨|이면되|으면돼|으면됨|하면돼|하면됨|되나|될까|where|how|pil"
-)
 # A classifier this sure of a crisis is not explained away by an earlier topic.
 TOPIC_CANNOT_EXPLAIN = 0.9
 # Rules whose words have an everyday sense (끝내다, 번개탄, 몇 알): an earlier benign topic can explain them.
 AMBIGUOUS_RULES = frozenset({"rule:ending_it", "rule:charcoal_or_gas", "rule:pills_or_poison", "rule:method_seeking"})
 
 
-def _screening_question(turns: list[dict], last_user: int) -> bool:
-    earlier = [t for t in turns[:last_user] if t.get("role") == "assistant"]
-    if not earlier or turns[last_user - 1].get("role") != "assistant":
-        return False
-    text = normalise(earlier[-1]["content"]) if earlier else ""
-    raw = earlier[-1]["content"].strip()
-    return bool(_RISK_TOPIC.search(text)) and bool(_QUESTION.search(raw) or _QUESTION.search(text))
-
-
-_NEGATION_LEMMAS = frozenset({"아니다/VCN", "않다/VX", "없다/VA", "안/MAG", "못/MAG"})
-
-
-def _denies(text: str, normalised: str) -> bool:
-    """A clear no: a word of denial, or a negation in the lemma view (생각은 없어요, 그건 아님, 안 해요)."""
-    if _AFFIRM.search(text):
-        return False
-    if _NO.search(normalised):
-        return True
-    return any(lemma in _NEGATION_LEMMAS for sentence in morph.sentences(text) for lemma in sentence.lemmas)
-
-
 def _confirmed(assessment: Assessment) -> bool:
-    """A crisis found by a rule that decides or by a classifier this sure, not by a borderline score."""
-    return assessment.level == "crisis" and (assessment.by_rule or assessment.crisis_score >= CONFIRM_AFTER_CRISIS)
+    """A crisis found by a rule that decides, a classifier this sure or the context, not by a borderline score."""
+    by_context = any(r.startswith("context:") for r in assessment.reasons)
+    return assessment.level == "crisis" and (
+        assessment.by_rule or by_context or assessment.crisis_score >= CONFIRM_AFTER_CRISIS
+    )
 
 
 def _precise(assessment: Assessment) -> bool:
@@ -110,46 +79,78 @@ def _only_ambiguous(assessment: Assessment) -> bool:
     return {r for r in assessment.reasons if r.startswith("rule:")} <= AMBIGUOUS_RULES
 
 
-def assess(messages: list[dict], assess_message: Callable[[str], Assessment]) -> Assessment:
-    turns = [m for m in messages if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant")]
-    user_positions = [i for i, t in enumerate(turns) if t["role"] == "user"]
-    if not user_positions:
-        return Assessment("none", ())
-    texts = [turns[i]["content"] for i in user_positions]
+# A screening question asks: the head reads what a turn is about, this says that it is a question at all
+# (주인공이 죽고 싶다고 했죠. is about the topic and asks nothing).
+_QUESTION = re.compile(r"[?？]|(?:나요|까요|세요|신가요|는지|니|냐|어요|있어|있니|해요|했어|봤어|든|드나요)[.!~…\s]*$")
+
+
+def _asks_about_risk(turn: dict | None, model: LinearModel) -> bool:
+    if turn is None or turn["role"] != "assistant" or not _QUESTION.search(turn["content"].strip()):
+        return False
+    return _fires(model, "screening", turn["content"])
+
+
+def _fires(model: LinearModel, head: str, text: str) -> bool:
+    return model.fires(model.score(text), head)
+
+
+def _in_context(
+    turns: list[dict],
+    users: list[int],
+    graded: list[Assessment],
+    assess_message: Callable[[str], Assessment],
+    model: LinearModel,
+) -> Assessment:
+    """The level of the user turn at ``turns[users[-1]]``, given the in-context levels of the user turns before it."""
+    texts = [turns[i]["content"] for i in users]
     latest = assess_message(texts[-1])
-    earlier = [assess_message(t) for t in texts[:-1]]
-    window = texts[-WINDOW - 1 :]
-    together = assess_message(" ".join(window)) if len(window) > 1 else latest
     reasons = list(latest.reasons)
-
-    answer = normalise(texts[-1])
-    earlier_crisis = [i for i, a in enumerate(earlier) if a.level == "crisis"]
-    confirmed_crisis = [i for i in earlier_crisis if _confirmed(earlier[i])]
-    screening = _screening_question(turns, user_positions[-1])
-    retracted = _RETRACTION.search(answer) or (not screening and _DENIAL.search(answer))
-    if earlier_crisis and earlier_crisis[-1] == len(earlier) - 1 and retracted:
-        return Assessment("crisis", (*reasons, "context:retraction_after_crisis"))
-    if screening:
-        if _denies(texts[-1], answer):
-            if latest.level == "crisis" and latest.by_rule:
-                return latest
-            return Assessment("concern", (*reasons, "context:screening_denied"), latest.crisis_score)
-        return Assessment("crisis", (*reasons, "context:screening_affirmed"))
-
-    if confirmed_crisis:
-        recent = len(earlier) - confirmed_crisis[-1] <= WINDOW
-        if recent and _METHOD_OR_MEANS.search(answer):
-            return Assessment("crisis", (*reasons, "context:method_after_crisis"))
+    before = turns[users[-1] - 1] if users[-1] > 0 else None
+    asked = _asks_about_risk(before, model)
+    sure_crises = [i for i, a in enumerate(graded) if _confirmed(a)]
+    if sure_crises and len(graded) - sure_crises[-1] <= WINDOW:
         if _confirmed(latest):
             return latest
-        # An unconfirmed crisis (a borderline classifier score) after a crisis turn is answered as concern.
+        if _fires(model, "continues", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
+    if asked:
+        if latest.level == "crisis" and latest.by_rule:
+            return latest
+        if _fires(model, "affirmed", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:screening_affirmed"), latest.crisis_score)
+        return Assessment("concern", (*reasons, "context:screening_denied"), latest.crisis_score)
+    if sure_crises:  # further back than the window: the 109 footer stays
+        if _confirmed(latest):
+            return latest
+        return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
+    messages = [assess_message(t) for t in texts[:-1]]
     if latest.level == "crisis":
-        if _explained_by_topic(texts[-WINDOW - 1 : -1], earlier[-WINDOW:], latest):
+        if _explained_by_topic(texts[-WINDOW - 1 : -1], messages[-WINDOW:], latest):
             return Assessment("none", (*reasons, "context:benign_topic", "lowered_by_scope"), latest.crisis_score)
         return latest
-    if _confirmed(together):
-        return Assessment("crisis", (*reasons, "context:across_turns"))
-    if earlier and earlier[-1].level == "concern" and (_precise(earlier[-1]) or _about_someone_else(texts[-2])):
-        return Assessment(worst(latest.level, "concern"), (*reasons, "context:earlier_concern"))
+    window = texts[-WINDOW - 1 :]
+    if len(window) > 1 and _confirmed(assess_message(" ".join(window))):
+        return Assessment("crisis", (*reasons, "context:across_turns"), latest.crisis_score)
+    if graded and graded[-1].level == "concern" and (_precise(graded[-1]) or _about_someone_else(texts[-2])):
+        return Assessment(worst(latest.level, "concern"), (*reasons, "context:earlier_concern"), latest.crisis_score)
     return latest
+
+
+def assess(messages: list[dict], assess_message: Callable[[str], Assessment], model: LinearModel) -> Assessment:
+    """The latest user turn's level: each of the last ``HISTORY`` user turns graded in context, oldest first."""
+    turns = [m for m in messages if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant")]
+    users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+    if not users:
+        return Assessment("none", ())
+    seen: dict[str, Assessment] = {}
+
+    def assess_once(text: str) -> Assessment:  # each turn is read by several of the later ones
+        if text not in seen:
+            seen[text] = assess_message(text)
+        return seen[text]
+
+    graded: list[Assessment] = []
+    for k in range(max(0, len(users) - HISTORY), len(users)):
+        graded.append(_in_context(turns, users[: k + 1], graded, assess_once, model))
+    return graded[-1]

@@ -1,4 +1,5 @@
-"""Train the message and reply classifiers on data/safety/ and write gonggam/safety/models/ (``make safety-model``).
+"""Train the message, reply and context classifiers on data/safety/ and write gonggam/safety/models/
+(``make safety-model``).
 
     python -m gonggam.safety.train                        # the shipped models, byte for byte
     python -m gonggam.safety.train --extra my_labels.tsv  # add your own label<TAB>text lines (messages)
@@ -8,7 +9,8 @@ regularisation strength C is chosen on the dev split (fit on the training data, 
 the highest that keeps the whole layer's dev recall (rules + classifier, as combine.py decides) at the target, and
 the risk threshold the one that best separates concern from none on dev. The final model is fitted on training +
 dev data with those settings. The test split is never read. liblinear with a fixed seed makes the files
-reproducible; scikit-learn is needed only here, not to run the layer.
+reproducible; scikit-learn is needed only here, not to run the layer. The context classifier's three heads
+(context.py) learn from data/safety/context/ and the turns of the labelled conversations, C chosen on dev's.
 """
 
 from __future__ import annotations
@@ -208,6 +210,81 @@ def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bo
     )
 
 
+# The context classifier's heads and the kind of turn each learns from (context.py reads them): an assistant turn that
+# asks about suicide or self-harm, the answer to one, and the user's turn after a crisis. `crisis` is the positive
+# class of each: a screening question / not a clear no / the crisis goes on.
+CONTEXT_HEADS = {"screening": "assistant_turn", "affirmed": "screening_answer", "continues": "after_crisis"}
+CONTEXT_THRESHOLD = 0.5  # the classes are weighted to balance, so 0.5 is the even point
+_AFTER_CRISIS = ("method_after_crisis", "retraction_after_plan", "after_crisis_calm")
+_NO_SCREENING = ("ordinary", "benign_context", "third_party_followup")
+
+
+def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example]:
+    """The turns of labelled conversations that the context heads learn from, as examples of their kind."""
+    found = []
+    for c in conversations:
+        last, before = c.turns[-1]["content"], c.turns[-2] if len(c.turns) > 1 else {"role": ""}
+        if c.category.startswith("screening_"):
+            found.append(Example(c.family, c.label, "screening_answer", last))
+            if before["role"] == "assistant":
+                found.append(Example(c.family, "crisis", "assistant_turn", before["content"]))
+        elif c.category in _AFTER_CRISIS:
+            found.append(Example(c.family, c.label, "after_crisis", last))
+        elif c.category in _NO_SCREENING:
+            found += [Example(c.family, "none", "assistant_turn", t["content"]) for t in c.turns if t["role"] != "user"]
+    return found
+
+
+def read_context(data: Path) -> tuple[list[Example], list[Example]]:
+    """The context heads' training turns (data/safety/context/ and the train conversations) and the dev turns."""
+    own = [Example(f"own:{i}", "none", "assistant_turn", t) for i, t in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
+    written = [e for path in sorted((data / "context").glob("*.tsv")) for e in corpus.read_examples(path)]
+    unknown = {e.category for e in written} - set(CONTEXT_HEADS.values())
+    if unknown:
+        raise CorpusError(
+            f"{data / 'context'}: unknown categories {sorted(unknown)}; use {list(CONTEXT_HEADS.values())}."
+        )
+    train = written + own + conversation_turns(corpus.conversations("train", data))
+    return train, conversation_turns(corpus.conversations("dev", data))
+
+
+def context_heads(data: Featurised, x, examples: list[Example], c: float) -> dict[str, tuple[np.ndarray, float]]:
+    fitted = {}
+    for head, kind in CONTEXT_HEADS.items():
+        rows = [i for i, e in enumerate(examples) if e.category == kind]
+        positive = np.array([examples[i].label == "crisis" for i in rows])
+        if positive.all() or not positive.any():
+            raise CorpusError(
+                f"the context turns of kind {kind!r} need both a crisis and a non-crisis label to learn from."
+            )
+        fitted[head] = fit(x[rows], positive, c)
+    return fitted
+
+
+def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
+    """C chosen on the dev conversations' turns (balanced accuracy of the three heads), then a fit on train + dev."""
+    train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
+    idf = inverse_document_frequency(train_data)
+    x = train_data.matrix(idf)
+    sweep = []
+    for c in C_GRID:
+        accuracy = {}
+        for head, (weight, bias) in context_heads(train_data, x, train, c).items():
+            rows = [i for i, e in enumerate(dev) if e.category == CONTEXT_HEADS[head]]
+            fired = dev_data.scores(weight, bias, idf)[rows] >= CONTEXT_THRESHOLD
+            gold = np.array([dev[i].label == "crisis" for i in rows])
+            accuracy[head] = float((np.mean(fired[gold]) + np.mean(~fired[~gold])) / 2)
+        sweep.append({"C": c, "dev_balanced_accuracy": accuracy})
+        print(f"  context {sweep[-1]}", file=sys.stderr)
+    best = max(sweep, key=lambda s: (np.mean(list(s["dev_balanced_accuracy"].values())), -s["C"]))
+    everything = train + dev
+    data = Featurised([e.text for e in everything], "final")
+    idf = inverse_document_frequency(data)
+    fitted = context_heads(data, data.matrix(idf), everything, best["C"])
+    info = {"kind": "context", "C": best["C"], "selection": sweep, "examples": len(everything)}
+    return LinearModel({n: Head(w, b, CONTEXT_THRESHOLD) for n, (w, b) in fitted.items()}, idf, info)
+
+
 def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example], list[Example]]:
     """Training messages (train split, train_extra/, --extra), training replies, and the extra files' messages."""
     messages, replies = corpus.messages("train", data), corpus.replies("train", data)
@@ -236,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         messages, replies, extra = read_training(args.data, args.extra)
         dev_messages, dev_replies = corpus.messages("dev", args.data), corpus.replies("dev", args.data)
+        context_train, context_dev = read_context(args.data)
     except (CorpusError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -257,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     tuned = tune_replies(replies, dev_replies)
     heads = {"unsafe": lambda e: e.label == "crisis"}
     reply_model = train_final(replies + dev_replies, heads, tuned, {"kind": "replies"})
+    print(f"context classifier: {len(context_train)} training and {len(context_dev)} dev turns", file=sys.stderr)
+    context_model = train_context(context_train, context_dev)
     args.output.mkdir(parents=True, exist_ok=True)
-    for name, model in (("messages", message_model), ("replies", reply_model)):
+    for name, model in (("messages", message_model), ("replies", reply_model), ("context", context_model)):
         path = args.output / f"{name}.safetensors"
         temporary = path.with_name(f".{path.name}.tmp")
         model.save(temporary)
