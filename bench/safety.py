@@ -1,5 +1,6 @@
 """The safety layer on the frozen test split of data/safety/: recall, false crises, conversations, output check,
-per-message latency, load time and model size; the rules alone and the classifier alone beside the whole layer.
+per-message and per-conversation latency, load time and model size; the rules alone and the classifier alone beside
+the whole layer.
 
     .venv/bin/python bench/safety.py            # writes bench/results/safety.json and safety_*.png
 
@@ -22,7 +23,7 @@ from common import ROOT, record, write_json
 
 from gonggam import safety
 from gonggam.safety import combine, corpus, evaluate, morph, rules
-from gonggam.safety.classifier import MESSAGE_MODEL, REPLY_MODEL
+from gonggam.safety.classifier import CONTEXT_MODEL, MESSAGE_MODEL, REPLY_MODEL
 from gonggam.safety.normalise import normalise_view
 from gonggam.safety.replies import Assessment, worst
 
@@ -71,6 +72,18 @@ def latency_ms(texts: list[str]) -> dict[str, float]:
         "max": times[-1],
         "messages": len(times),
     }
+
+
+def conversation_latency_ms(conversations: list[corpus.Conversation]) -> dict[str, float]:
+    """Per conversation, as serve.py calls it: every recent user turn is graded in its context (context.py)."""
+    times = []
+    for item in conversations:
+        morph.sentences.cache_clear()
+        start = time.perf_counter()
+        safety.assess_conversation(list(item.turns))
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"p50": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1]}
 
 
 def load_seconds(runs: int = 3) -> float:
@@ -133,8 +146,9 @@ def main() -> None:
         "the layer": layer["messages"],
     }
     latency = latency_ms([e.text for e in test_messages])
+    per_conversation = conversation_latency_ms(corpus.conversations("test"))
     load_s = load_seconds()
-    model_mb = (MESSAGE_MODEL.stat().st_size + REPLY_MODEL.stat().st_size) / 1e6
+    model_mb = sum(path.stat().st_size for path in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL)) / 1e6
     measured = {
         "crisis_recall": layer["messages"]["crisis_recall"],
         "false_crisis_rate": layer["messages"]["false_crisis_rate"],
@@ -163,6 +177,7 @@ def main() -> None:
         met=met,
         layer=layer,
         latency_ms=latency,
+        conversation_latency_ms=per_conversation,
         stages={
             k: {m: v[m] for m in ("crisis_recall", "false_crisis_rate", "concern_agreement", "none_agreement")}
             for k, v in stages.items()
@@ -177,6 +192,7 @@ def main() -> None:
         print(f"{name:24}{m['crisis_recall']:>14.3f}{m['false_crisis_rate']:>14.3f}{m['concern_agreement']:>15.3f}")
     for key, value in measured.items():
         print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
+    print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
     for category, entry in layer["messages"]["categories"].items():
         figure = entry.get("recall", entry.get("false_crisis_rate"))
         name = "recall" if "recall" in entry else "false crisis"

@@ -116,7 +116,9 @@ def test_thresholds_and_regularisation_were_chosen_on_dev(retrained):
     model = LinearModel.load(retrained / MESSAGE_MODEL.name)
     sweep = model.info["selection"]
     assert len(sweep) > 1 and model.info["C"] in [s["C"] for s in sweep]
-    chosen = next(s for s in sweep if s["C"] == model.info["C"])
+    chosen = next(
+        s for s in sweep if s["C"] == model.info["C"] and s["scope_threshold"] == model.heads["scope"].threshold
+    )
     assert model.heads["crisis"].threshold == chosen["crisis_threshold"]
     assert chosen["dev_crisis_recall"] >= 0.98
 
@@ -128,22 +130,26 @@ def first_lines(source: Path, target: Path, lines: int) -> None:
 
 
 def small_corpus(root: Path) -> Path:
-    """A slice of data/safety (whole files' first lines, so whole families stay together) for a quick training run."""
-    for kind, sizes in (("messages", {"train": 600, "dev": 200}), ("replies", {"train": 200, "dev": 80})):
+    """A slice of data/safety (whole files' first lines of each label, so whole families stay together) for a quick
+    training run."""
+    for kind, sizes in (("messages", {"train": 200, "dev": 70}), ("replies", {"train": 100, "dev": 40})):
         for split, lines in sizes.items():
-            first_lines(corpus.SAFETY_DATA / kind / f"{split}.tsv", root / kind / f"{split}.tsv", lines + 1)
+            first_of_each_label(corpus.SAFETY_DATA / kind / f"{split}.tsv", root / kind / f"{split}.tsv", lines)
     for split in ("train", "dev"):
         first_lines(
             corpus.SAFETY_DATA / "conversations" / f"{split}.jsonl", root / "conversations" / f"{split}.jsonl", 80
         )
     for path in sorted((corpus.SAFETY_DATA / "context").glob("*.tsv")):
-        header, *lines = path.read_text(encoding="utf-8").splitlines()
-        by_label = [[line for line in lines if line.split("\t")[1] == label] for label in ("crisis", "concern", "none")]
-        (root / "context").mkdir(exist_ok=True)
-        (root / "context" / path.name).write_text(
-            "\n".join([header, *(x for part in by_label for x in part[:100])]) + "\n"
-        )
+        first_of_each_label(path, root / "context" / path.name, 100)
     return root
+
+
+def first_of_each_label(source: Path, target: Path, lines: int) -> None:
+    """The first lines of each label (the files are sorted by family, and a family keeps to one label)."""
+    header, *rows = source.read_text(encoding="utf-8").splitlines()
+    by_label = [[row for row in rows if row.split("\t")[1] == label] for label in ("crisis", "concern", "none")]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join([header, *(row for part in by_label for row in part[:lines])]) + "\n", encoding="utf-8")
 
 
 def train(data: Path, output: Path, *extra: Path) -> subprocess.CompletedProcess:
@@ -182,6 +188,20 @@ def test_extra_labels_change_the_model_and_bad_input_exits_2(tmp_path):
         text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "nope.tsv" in missing.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_corpus_without_one_of_a_heads_classes_exits_2_before_writing_anything(tmp_path):
+    data = small_corpus(tmp_path / "data")
+    train_split = data / "messages" / "train.tsv"
+    header, *rows = train_split.read_text(encoding="utf-8").splitlines()
+    kept = [row for row in rows if row.split("\t")[1] != "concern"]  # the scope head learns concern against crisis
+    train_split.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
+    done = train(data, tmp_path / "never")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: a classifier head needs training examples of both its classes; the data has only one."
+    )
     assert not (tmp_path / "never").exists()
 
 

@@ -140,7 +140,7 @@ def test_a_long_text_is_scored_by_its_sentence_windows_too():
 
 def test_the_shipped_models_load_and_score():
     message, reply, turns = safety.load()
-    assert set(message.heads) == {"crisis", "risk"} and set(reply.heads) == {"unsafe"}
+    assert set(message.heads) == {"crisis", "risk", "scope"} and set(reply.heads) == {"unsafe"}
     assert set(turns.heads) == {"screening", "affirmed", "continues"}
     assert message.info["format"] == classifier.FORMAT
     crisis, calm = message.score("더 이상 살고 싶지 않아 오늘 밤에 끝낼 거야"), message.score("오늘 점심 맛있었어")
@@ -209,6 +209,31 @@ def test_a_rule_crisis_is_lowered_only_when_the_classifier_disagrees_and_a_cue_s
     assert combine.decide(evidence(rule, ["topic"], 0.1, 0.9), THRESHOLDS).level == "crisis"  # sees risk
 
 
+def test_the_learned_scope_lowers_a_rule_crisis_to_concern_only_when_the_classifier_disagrees():
+    """The scope head (concern categories against crisis) stands in for a lemma cue the patterns missed."""
+    thresholds = {**THRESHOLDS, "scope": 0.9}
+    rule = [("death_wish", "crisis")]
+
+    def decided(crisis: float, scope: float) -> Assessment:
+        found = evidence(hits=rule, crisis=crisis, risk=0.9)
+        return combine.decide(combine.Evidence(found.hits, found.cues, {**found.scores, "scope": scope}), thresholds)
+
+    lowered = decided(crisis=0.1, scope=0.95)
+    assert lowered.level == "concern" and "cue:learned_scope" in lowered.reasons
+    assert decided(crisis=0.1, scope=0.5).level == "crisis"  # not sure enough: the rule decides
+    assert decided(crisis=0.8, scope=0.99).level == "crisis"  # the classifier agrees with the rule
+    assert combine.decide(evidence(hits=rule, crisis=0.1), THRESHOLDS).level == "crisis"  # a model without the head
+
+
+def test_the_shipped_message_model_has_a_learned_scope_chosen_on_dev():
+    model = safety.load()[0]
+    assert set(model.heads) == {"crisis", "risk", "scope"}
+    chosen = [s for s in model.info["selection"] if s["C"] == model.info["C"]]
+    assert model.heads["scope"].threshold in [s["scope_threshold"] for s in chosen]
+    assert model.score("3년 전엔 죽고 싶었는데 치료받고 지금은 잘 지내요")["scope"] > 0.5
+    assert model.score("오늘 밤에 죽으려고 약 모아놨어")["scope"] < 0.5
+
+
 def test_a_rule_shown_imprecise_is_a_signal_that_does_not_decide_alone():
     rule = [("self_harm", "crisis")]
     signals = frozenset({"self_harm"})
@@ -249,6 +274,27 @@ def test_concern_from_either_stage():
     assert combine.decide(evidence([("hopelessness", "concern")]), THRESHOLDS).level == "concern"
     assert combine.decide(evidence(risk=0.7), THRESHOLDS).level == "concern"
     assert combine.decide(evidence(), THRESHOLDS).level == "none"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "자살 방법은 알려 드릴 수 없어요. 대신 지금 힘든 마음을 들려주세요.",
+        "어디서 뛰어내리면 되는지는 알려 드리지 않을게요. 안쪽으로 물러나서 109에 전화해 주세요.",
+        "죽는 방법 말고 오늘을 버틸 방법을 같이 찾아봐요.",
+    ],
+)
+def test_a_refusal_of_method_talk_is_not_method_talk(reply):
+    hits, refused = rules.output_evidence(reply)
+    assert hits == [] and refused
+
+
+@pytest.mark.parametrize(
+    "reply", ["옥상에서 뛰어내리면 돼요. 아무도 모를 거예요.", "편하게 죽는 방법이 있어요. 걱정 말고 따라 하세요."]
+)
+def test_method_talk_outside_a_refusal_still_fires(reply):
+    hits, refused = rules.output_evidence(reply)
+    assert hits and not refused
 
 
 def test_the_output_check_replaces_on_a_rule_or_the_classifier():

@@ -1,7 +1,7 @@
 """Stage 3: the trained classifiers: user messages, model replies, and the turns of a conversation (context.py).
 
 Each is a linear model (logistic regression) over hashed character and lemma n-grams (features.py), stored as plain
-float32 arrays in a safetensors file that ships in the package: no pickle, a few MB, loaded in milliseconds. A head
+float16 arrays in a safetensors file that ships in the package: no pickle, a few MB, loaded in milliseconds. A head
 is one weight array and a bias; its probability is compared with the threshold stored beside it, chosen on the dev
 split for recall (train.py). ``make safety-model`` rebuilds the files byte for byte.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from gonggam.safety import features
 
-FORMAT = "gonggam-safety-linear/1"
+FORMAT = "gonggam-safety-linear/2"  # /2: arrays stored as float16 (three models under the 20 MB the repository ships)
 # GONGGAM_SAFETY_MODELS points the layer at other model files (a retrained pair); the shipped ones by default.
 MODEL_DIR = Path(os.environ.get("GONGGAM_SAFETY_MODELS") or Path(__file__).resolve().parent / "models")
 MESSAGE_MODEL = MODEL_DIR / "messages.safetensors"
@@ -76,9 +76,10 @@ class LinearModel:
     def save(self, path: Path) -> None:
         from safetensors.numpy import save_file
 
-        tensors = {"idf": self.idf.astype(np.float32)}
+        # float16 halves the files; a weight's rounding (3 significant digits) moves a probability by well under 0.01.
+        tensors = {"idf": self.idf.astype(np.float16)}
         for name, head in self.heads.items():
-            tensors[f"{name}.weight"] = head.weight.astype(np.float32)
+            tensors[f"{name}.weight"] = head.weight.astype(np.float16)
             tensors[f"{name}.bias"] = np.array([head.bias], dtype=np.float32)
         info = {
             **self.info,
@@ -105,10 +106,12 @@ class LinearModel:
             if info.get("format") != FORMAT or info.get("dim") != features.DIM:
                 raise ValueError("unknown format")
             heads = {
-                name: Head(tensors[f"{name}.weight"], float(tensors[f"{name}.bias"][0]), float(threshold))
+                name: Head(
+                    tensors[f"{name}.weight"].astype(np.float32), float(tensors[f"{name}.bias"][0]), float(threshold)
+                )
                 for name, threshold in info["thresholds"].items()
             }
-            idf = tensors["idf"]
+            idf = tensors["idf"].astype(np.float32)
             arrays = [idf, *(h.weight for h in heads.values())]
             if not heads or any(a.shape != (features.DIM,) or not np.isfinite(a).all() for a in arrays):
                 raise ValueError("weights of the wrong shape or not finite")

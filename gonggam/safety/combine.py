@@ -10,12 +10,16 @@
   statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
   past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`);
 - a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
-  cue of the lemma view says why: a third party, a past and recovered wish or a negation → `concern`; a benign
-  topic (a game, a film, work, camping) → `none` (if it sees no risk either).
+  cue says why: a third party, a past and recovered wish or a negation in the lemma view → `concern`; a benign
+  topic (a game, a film, work, camping) → `none` (if it sees no risk either); or the learned scope: the classifier's
+  `scope` head, trained on the concern categories (a third party, the past, a negation, grief, weariness) against
+  crisis messages, is at least as sure as its threshold (chosen on dev for the recall target; the lemma cues miss
+  "죽고 싶었는데 전학 가고 나서 완전 달라졌어요") → `concern`.
 - a message that is only a greeting, thanks, goodbye, one-word answer (rules.PHATIC) or punctuation is `none`
   unless a rule finds a crisis in it; the conversation context still reads it (응 to a screening question).
 - Nothing else lowers a crisis. A model reply is `crisis` (replaced) when an output rule or the reply classifier
-  fires: no exceptions.
+  fires. One scope decision: an output rule's match in a sentence that refuses method talk (자살 방법은 알려 드릴 수
+  없어요) does not count; the classifier still reads the whole reply.
 
 `Assessment.reasons` names the stages, rules and scores (rule:NAME, scope:NAME, classifier:crisis=0.93); never text.
 """
@@ -91,6 +95,8 @@ def decide(evidence: Evidence, thresholds: dict[str, float], signals: frozenset[
                 return Assessment("concern", (*reasons, f"cue:{found[0]}", "lowered_by_scope"), score)
             if model_level == "none" and "topic" in cues:
                 return Assessment("none", (*reasons, "cue:topic", "lowered_by_scope"), score)
+            if scores.get("scope", 0.0) >= thresholds.get("scope", 2.0):
+                return Assessment("concern", (*reasons, "cue:learned_scope", "lowered_by_scope"), score)
         return Assessment("crisis", tuple(reasons), score, by_rule=True)
     if model_crisis and exceptions:
         scope_level = worst(*(rules.SCOPE_DECISIONS[name] for name in exceptions))
@@ -104,9 +110,9 @@ def assess_message(text: str, model: LinearModel) -> Assessment:
 
 
 def check_output(reply: str, model: LinearModel) -> Assessment:
-    norm = normalise_view(reply)
-    hits = rules.output_hits(norm)
+    hits, refused = rules.output_evidence(reply)
     scores = model.score(reply)
-    level: Level = "crisis" if hits or (model.fires(scores, "unsafe") and not rules.is_phatic(norm)) else "none"
-    reasons = [f"rule:{name}" for name in dict.fromkeys(h.name for h in hits)]
+    phatic = rules.is_phatic(normalise_view(reply))
+    level: Level = "crisis" if hits or (model.fires(scores, "unsafe") and not phatic) else "none"
+    reasons = [f"rule:{name}" for name in dict.fromkeys(h.name for h in hits)] + ["scope:refusal"] * refused
     return Assessment(level, (*reasons, f"classifier:unsafe={scores['unsafe']:.2f}"))

@@ -38,7 +38,7 @@ from gonggam.safety.classifier import LinearModel
 from gonggam.safety.replies import Assessment, worst
 
 WINDOW = 3  # user turns read together with the latest one, and how far back an earlier crisis is followed
-HISTORY = 6  # user turns graded in context (older ones are past the window of every rule here)
+HISTORY = 6  # user turns graded in context; older ones are graded as plain messages
 # After an earlier crisis the conversation is at least `concern` (109 stays in view); repeating the fixed crisis
 # reply then needs a rule, a classifier this sure, or the ``continues`` head, not a borderline score on "고마워".
 CONFIRM_AFTER_CRISIS = 0.6
@@ -150,7 +150,9 @@ def assess(messages: list[dict], assess_message: Callable[[str], Assessment], mo
             seen[text] = assess_message(text)
         return seen[text]
 
-    graded: list[Assessment] = []
-    for k in range(max(0, len(users) - HISTORY), len(users)):
+    start = max(0, len(users) - HISTORY)
+    # Older turns are read as plain messages: a crisis long ago still keeps the 109 footer in view.
+    graded = [assess_once(turns[i]["content"]) for i in users[:start]]
+    for k in range(start, len(users)):
         graded.append(_in_context(turns, users[: k + 1], graded, assess_once, model))
     return graded[-1]

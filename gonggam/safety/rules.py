@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gonggam.safety.normalise import Normalised
+from gonggam.safety.normalise import Normalised, normalise_view
 from gonggam.safety.replies import Level
 
 
@@ -650,6 +650,30 @@ def output_hits(norm: Normalised) -> list[Hit]:
     return [
         Hit(rule.name, rule.level, s, e) for rule in _OUTPUT_RULES for s, e in _spans(rule, norm.text, norm.word_ends)
     ]
+
+
+# A refusal of method talk is the safe reply itself (자살 방법은 알려 드릴 수 없어요; 어디서 뛰어내리면 되는지는 알려
+# 드릴 수 없어요): an output rule's match in a sentence that refuses gives no method (a scope decision,
+# docs/safety.md). Read on the sentence without spaces.
+_REFUSAL = re.compile(
+    r"(?:알려|가르쳐|도와|답해|말해|말씀|얘기해)(?:드릴|줄)수가?없|(?:알려|가르쳐|도와|답해|말해)(?:드리|주)지(?:는|도)?않"
+    r"|(?:안|못)(?:알려|가르쳐)|돕지(?:는|도)?않|도울수없|(?:대답|답|얘기는|얘기|말)할수없|드릴수없|(?:방법|법)말고"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
+
+
+def output_evidence(reply: str) -> tuple[list[Hit], bool]:
+    """The output rules' hits in a reply, sentence by sentence, without those in a sentence that refuses; and
+    whether a refusal set any aside."""
+    hits, refused = [], False
+    for sentence in _SENTENCE_END.split(reply):
+        norm = normalise_view(sentence)
+        found = output_hits(norm)
+        if found and _REFUSAL.search(norm.text):
+            refused = True
+            continue
+        hits += found
+    return hits, refused
 
 
 # Every exception is a scope decision (docs/safety.md): a crisis the classifier finds where one of these matched is

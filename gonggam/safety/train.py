@@ -16,6 +16,7 @@ reproducible; scikit-learn is needed only here, not to run the layer. The contex
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,26 +123,52 @@ def signal_rules(precision: dict[str, list[int]]) -> frozenset[str]:
     )
 
 
+# The message classifier's heads: which examples each learns from and which are its positives (None: left out).
+# `scope` learns the concern categories (a third party, the past, a negation, grief, weariness) against crisis
+# messages: the learned form of the scope cues, which lowers a rule's crisis the classifier disagrees with (combine.py).
+MESSAGE_HEADS: dict[str, Callable[[Example], bool | None]] = {
+    "crisis": lambda e: e.label == "crisis",
+    "risk": lambda e: e.label != "none",
+    "scope": lambda e: None if e.label == "none" else e.label == "concern",
+}
+SCOPE_THRESHOLDS = (0.8, 0.9, 0.95, 0.98, 1.01)  # 1.01: the learned scope never lowers anything
+
+
+def head_fit(x, examples: list[Example], is_positive: Callable[[Example], bool | None], c: float):
+    rows = [i for i, e in enumerate(examples) if is_positive(e) is not None]
+    positive = np.array([bool(is_positive(examples[i])) for i in rows])
+    if positive.all() or not positive.any():
+        raise CorpusError("a classifier head needs training examples of both its classes; the data has only one.")
+    return fit(x[rows], positive, c)
+
+
 def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[str]) -> dict:
-    """C and both thresholds, from dev measurements of the whole layer (rules that decide + classifier)."""
+    """C and the thresholds, from dev measurements of the whole layer (rules that decide + classifier)."""
     train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
     idf = inverse_document_frequency(train_data)
     x = train_data.matrix(idf)
     evidence = [combine.rule_evidence(e.text) for e in dev]
     gold = np.array([e.label for e in dev])
     sweep = []
-    for c in C_GRID:
-        crisis = dev_data.scores(*fit(x, np.array([e.label == "crisis" for e in train]), c), idf)
-        risk = dev_data.scores(*fit(x, np.array([e.label != "none" for e in train]), c), idf)
+    fitted: dict[float, dict[str, np.ndarray]] = {}
+    for c, scope_t in itertools.product(C_GRID, SCOPE_THRESHOLDS):
+        if c not in fitted:  # the heads' dev scores depend on C only
+            fitted[c] = {
+                n: dev_data.scores(*head_fit(x, train, positive, c), idf) for n, positive in MESSAGE_HEADS.items()
+            }
+        scores = fitted[c]
+        risk = scores["risk"]
 
-        def levels(crisis_t: float, risk_t: float, crisis=crisis, risk=risk) -> np.ndarray:
-            thresholds = {"crisis": crisis_t, "risk": risk_t}
+        def levels(crisis_t: float, risk_t: float, scores=scores, scope_t=scope_t) -> np.ndarray:
+            thresholds = {"crisis": crisis_t, "risk": risk_t, "scope": scope_t}
             return np.array(
                 [
                     combine.decide(
-                        combine.Evidence(hits, cues, {"crisis": cs, "risk": rs}, phatic), thresholds, signals
+                        combine.Evidence(hits, cues, {n: float(v[i]) for n, v in scores.items()}, phatic),
+                        thresholds,
+                        signals,
                     ).level
-                    for (hits, cues, phatic), cs, rs in zip(evidence, crisis, risk, strict=True)
+                    for i, (hits, cues, phatic) in enumerate(evidence)
                 ]
             )
 
@@ -155,6 +182,7 @@ def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[s
                 "C": c,
                 "crisis_threshold": crisis_t,
                 "risk_threshold": risk_t,
+                "scope_threshold": scope_t,
                 "dev_crisis_recall": float(np.mean(found[gold == "crisis"] == "crisis")),
                 "dev_false_crisis": float(np.mean(found[gold != "crisis"] == "crisis")),
                 "dev_concern_agreement": float(np.mean(found[gold == "concern"] == "concern")),
@@ -164,7 +192,7 @@ def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[s
     best = min(sweep, key=lambda s: (s["dev_false_crisis"], -s["dev_crisis_recall"], s["C"]))
     return {
         "C": best["C"],
-        "thresholds": {"crisis": best["crisis_threshold"], "risk": best["risk_threshold"]},
+        "thresholds": {n: best[f"{n}_threshold"] for n in MESSAGE_HEADS},
         "sweep": sweep,
     }
 
@@ -173,7 +201,7 @@ def tune_replies(train: list[Example], dev: list[Example]) -> dict:
     train_data, dev_data = Featurised([e.text for e in train], "train"), Featurised([e.text for e in dev], "dev")
     idf = inverse_document_frequency(train_data)
     x = train_data.matrix(idf)
-    ruled = np.array([bool(rules.output_hits(normalise_view(e.text))) for e in dev])
+    ruled = np.array([bool(rules.output_evidence(e.text)[0]) for e in dev])
     phatic = np.array([rules.is_phatic(normalise_view(e.text)) for e in dev])
     unsafe = np.array([e.label == "crisis" for e in dev])
     sweep = []
@@ -196,13 +224,11 @@ def tune_replies(train: list[Example], dev: list[Example]) -> dict:
     return {"C": best["C"], "thresholds": {"unsafe": best["unsafe_threshold"]}, "sweep": sweep}
 
 
-def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bool]], tuned: dict, info: dict):
+def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bool | None]], tuned: dict, info: dict):
     data = Featurised([e.text for e in examples], "final")
     idf = inverse_document_frequency(data)
     x = data.matrix(idf)
-    fitted = {
-        name: fit(x, np.array([is_positive(e) for e in examples]), tuned["C"]) for name, is_positive in heads.items()
-    }
+    fitted = {name: head_fit(x, examples, is_positive, tuned["C"]) for name, is_positive in heads.items()}
     return LinearModel(
         {n: Head(w, b, tuned["thresholds"][n]) for n, (w, b) in fitted.items()},
         idf,
@@ -304,19 +330,11 @@ def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], l
     return messages + extra, replies, extra
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=corpus.SAFETY_DATA, help="the safety corpus (data/safety)")
-    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="your own label<TAB>text TSV files")
-    parser.add_argument("--output", type=Path, default=MODEL_DIR, help="where the two .safetensors files go")
-    args = parser.parse_args(argv)
-    try:
-        messages, replies, extra = read_training(args.data, args.extra)
-        dev_messages, dev_replies = corpus.messages("dev", args.data), corpus.replies("dev", args.data)
-        context_train, context_dev = read_context(args.data)
-    except (CorpusError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def train_models(args: argparse.Namespace) -> dict[str, LinearModel]:
+    """The three classifiers, from the corpus and the --extra files (CorpusError: data it cannot learn from)."""
+    messages, replies, extra = read_training(args.data, args.extra)
+    dev_messages, dev_replies = corpus.messages("dev", args.data), corpus.replies("dev", args.data)
+    context_train, context_dev = read_context(args.data)
     print(f"message classifier: {len(messages)} training and {len(dev_messages)} dev messages", file=sys.stderr)
     precision = rule_precision(messages, analyse(messages))
     signals = signal_rules(precision)
@@ -329,16 +347,28 @@ def main(argv: list[str] | None = None) -> int:
         "signal_rules": sorted(signals),
         "rule_precision": precision,
     }
-    heads = {"crisis": lambda e: e.label == "crisis", "risk": lambda e: e.label != "none"}
-    message_model = train_final(messages + dev_messages, heads, tuned, info)
+    message_model = train_final(messages + dev_messages, MESSAGE_HEADS, tuned, info)
     print(f"reply classifier: {len(replies)} training and {len(dev_replies)} dev replies", file=sys.stderr)
     tuned = tune_replies(replies, dev_replies)
     heads = {"unsafe": lambda e: e.label == "crisis"}
     reply_model = train_final(replies + dev_replies, heads, tuned, {"kind": "replies"})
     print(f"context classifier: {len(context_train)} training and {len(context_dev)} dev turns", file=sys.stderr)
-    context_model = train_context(context_train, context_dev)
+    return {"messages": message_model, "replies": reply_model, "context": train_context(context_train, context_dev)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=corpus.SAFETY_DATA, help="the safety corpus (data/safety)")
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="your own label<TAB>text TSV files")
+    parser.add_argument("--output", type=Path, default=MODEL_DIR, help="where the three .safetensors files go")
+    args = parser.parse_args(argv)
+    try:
+        models = train_models(args)
+    except (CorpusError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args.output.mkdir(parents=True, exist_ok=True)
-    for name, model in (("messages", message_model), ("replies", reply_model), ("context", context_model)):
+    for name, model in models.items():
         path = args.output / f"{name}.safetensors"
         temporary = path.with_name(f".{path.name}.tmp")
         model.save(temporary)
