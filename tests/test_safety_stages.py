@@ -263,11 +263,14 @@ def test_the_shipped_message_model_names_its_signal_rules():
     assert model.signal_rules <= set(model.info["rule_precision"])
 
 
-def test_a_classifier_crisis_is_lowered_only_by_an_exception_rule():
-    assert combine.decide(evidence([("news_mention", "none")], [], 0.9, 0.9), THRESHOLDS).level == "none"
-    third = combine.decide(evidence([("third_party_report", "concern")], [], 0.9, 0.9), THRESHOLDS)
+def test_a_classifier_crisis_is_lowered_only_by_an_exception_rule_and_never_when_it_is_sure():
+    assert combine.decide(evidence([("news_mention", "none")], [], 0.8, 0.9), THRESHOLDS).level == "none"
+    third = combine.decide(evidence([("third_party_report", "concern")], [], 0.8, 0.9), THRESHOLDS)
     assert third.level == "concern" and "lowered_by_scope" in third.reasons
-    assert combine.decide(evidence([], ["topic", "third_party"], 0.9, 0.9), THRESHOLDS).level == "crisis"
+    assert combine.decide(evidence([], ["topic", "third_party"], 0.8, 0.9), THRESHOLDS).level == "crisis"
+    # 캠핑용 아니고 저 쓰려고요: the barbecue exception's words, in a crisis the classifier is sure of
+    sure = combine.decide(evidence([("barbecue_charcoal", "none")], [], combine.SURE_CRISIS, 0.9), THRESHOLDS)
+    assert sure.level == "crisis" and "lowered_by_scope" not in sure.reasons
 
 
 def test_concern_from_either_stage():

@@ -8,7 +8,8 @@
   a crisis;
 - a crisis found by the classifier alone is lowered when an exception rule matched the message (news, fiction,
   statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
-  past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`);
+  past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`),
+  unless the classifier is sure (``SURE_CRISIS``): the exception's words can sit in a crisis that denies them;
 - a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
   cue says why: a third party, a past and recovered wish or a negation in the lemma view → `concern`; a benign
   topic (a game, a film, work, camping) → `none` (if it sees no risk either); or the learned scope: the classifier's
@@ -34,6 +35,9 @@ from gonggam.safety.normalise import normalise_view
 from gonggam.safety.replies import Assessment, Level, worst
 
 _CONCERN_CUES = ("third_party", "past", "negated")
+# An exception rule's words can sit in a crisis that denies them (캠핑용 아니고 저 쓰려고요; 뉴스에 나오는 그거 나도
+# 할까 봐): a classifier this sure of a crisis is not lowered by an exception.
+SURE_CRISIS = 0.9
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def decide(evidence: Evidence, thresholds: dict[str, float], signals: frozenset[
             if scores.get("scope", 0.0) >= thresholds.get("scope", 2.0):
                 return Assessment("concern", (*reasons, "cue:learned_scope", "lowered_by_scope"), score)
         return Assessment("crisis", tuple(reasons), score, by_rule=True)
-    if model_crisis and exceptions:
+    if model_crisis and exceptions and score < SURE_CRISIS:
         scope_level = worst(*(rules.SCOPE_DECISIONS[name] for name in exceptions))
         return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"), score)
     return Assessment(worst(rule_level, model_level), tuple(reasons), score)

@@ -36,7 +36,7 @@ C_GRID = (4.0, 16.0, 64.0, 256.0)
 # another 0.8 pt but let plain statements through (죽음만이 해결책인 것 같아); below 0.65 only three rules change.
 SIGNAL_PRECISION = 0.65
 SIGNAL_SUPPORT = 10
-CRISIS_RECALL_TARGET = 0.98  # on dev, for the whole layer: the bar on the frozen test split
+CRISIS_RECALL_TARGET = 0.985  # on dev, for the whole layer: the bar on the test split is 0.98
 UNSAFE_RECALL_TARGET = 0.98
 THRESHOLDS = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 
