@@ -426,6 +426,13 @@ def test_a_follow_up_about_someone_at_risk_stays_concern():
     assert in_context(turns, assess).level == "concern"
 
 
+@pytest.mark.parametrize("answer", ["많이", "조금", "글쎄요"])
+def test_a_one_word_answer_of_degree_is_read_by_the_question_it_answers(answer):
+    assert safety.assess_message(answer).level == "none"
+    turns = [user("요즘 너무 힘들어"), assistant(SCREENING), user(answer)]
+    assert safety.assess_conversation(turns).level == "crisis"
+
+
 def test_a_greeting_or_one_word_answer_is_none_unless_a_rule_fires():
     assert combine.decide(evidence(crisis=0.99, risk=0.99), THRESHOLDS).level == "crisis"
     phatic = combine.Evidence((), frozenset(), {"crisis": 0.99, "risk": 0.99}, phatic=True)

@@ -842,7 +842,10 @@ PHATIC = _words(
     "안녕 안녕하세요 안녕하세여 안뇽 하이 하이요 ㅎㅇ hi hello hey 반가워 반가워요 반갑습니다 응 웅 어 엉 네 넵 넹 예 "
     "ㅇㅇ ㅇㅋ 오키 오케이 ok okay 알겠어 알겠어요 알겠습니다 그래 그래요 그렇구나 그렇군요 좋아 좋아요 고마워 "
     "고마워요 고맙습니다 감사합니다 감사해요 땡큐 thx thanks ㄱㅅ ㄳ 천만에요 별말씀을요 잘자 잘자요 굿밤 굿나잇 "
-    "바이 바이바이 빠이 ㅂㅂ 또봐 내일봐 수고하세요 수고했어 수고하셨어요"
+    "바이 바이바이 빠이 ㅂㅂ 또봐 내일봐 수고하세요 수고했어 수고하셨어요 "
+    # One-word answers of degree carry their meaning from the question (많이 힘드세요? — 많이): the context stage
+    # reads them as answers; alone they say nothing (the demo graded a bare 많이 crisis).
+    "많이 조금 좀 약간 그냥 별로 글쎄 글쎄요"
 )
 
 
