@@ -124,9 +124,9 @@ def _in_context(
         if _confirmed(latest):
             return latest
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
-    messages = [assess_message(t) for t in texts[:-1]]
     if latest.level == "crisis":
-        if _explained_by_topic(texts[-WINDOW - 1 : -1], messages[-WINDOW:], latest):
+        previous = texts[-WINDOW - 1 : -1]
+        if _explained_by_topic(previous, [assess_message(t) for t in previous], latest):
             return Assessment("none", (*reasons, "context:benign_topic", "lowered_by_scope"), latest.crisis_score)
         return latest
     window = texts[-WINDOW - 1 :]
