@@ -399,6 +399,29 @@ def test_an_earlier_crisis_by_a_borderline_score_carries_nothing_forward():
     assert in_context(turns, lambda text: graded("crisis") if "외로워" in text else graded("none")).level == "concern"
 
 
+def test_right_after_a_crisis_the_continues_head_reads_a_calm_turn_the_classifier_alone_grades_crisis():
+    def assess(text):
+        if "끝낼" in text:
+            return graded("crisis")
+        return graded("crisis", 0.7) if "밴드" in text else graded("none")  # a crisis by its words alone
+
+    turns = [user("오늘 밤에 다 끝낼 거야"), assistant("지금 어디에 계세요?"), user("밴드 붙였어 이제 좀 괜찮아 잘게")]
+    assert in_context(turns, assess).level == "concern"
+    sure = [*turns[:-1], user("밴드 다 떼고 다시 할 거야")]
+    assert in_context(sure, lambda text: graded("crisis", 0.95) if "밴드" in text else assess(text)).level == "crisis"
+
+
+def test_a_crisis_one_turn_held_by_itself_is_not_found_again_across_turns():
+    def assess(text):
+        if "칼" in text and "괜찮" in text:
+            return graded("crisis", 0.99)  # the two turns read together
+        return graded("crisis", 0.3) if "칼" in text else graded("none")
+
+    turns = [user("아까 칼 들고 한참 앉아 있었어"), assistant("지금은 어때요?"), user("다시 갖다 놨어 지금은 괜찮아")]
+    found = in_context(turns, assess)
+    assert found.level != "crisis" and "context:across_turns" not in found.reasons
+
+
 def test_a_crisis_that_only_exists_across_turns_is_crisis():
     def assess(text):
         return graded("crisis" if "죽고 싶어" in text or "죽고 싶" in text.replace("  ", " ") else "none")

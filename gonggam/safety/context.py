@@ -19,8 +19,11 @@ An earlier crisis counts when it is sure: a rule found it, the classifier scored
 borderline score carries nothing forward: a false alarm on 외로워요 must not put the rest of an ordinary
 conversation under the 109 footer. Otherwise:
 
+- Right after a sure crisis, the ``continues`` head decides unless a rule or a classifier at least ``SURE_AGAIN``
+  finds a crisis in the turn itself (the words of a calm turn, 밴드 붙였어, can score high alone).
 - The last few user turns read together: a crisis that only exists across turns (distress, then "그래서 오늘 밤에
-  하려고"; a phrase split over two messages) is `crisis`.
+  하려고"; a phrase split over two messages) is `crisis`; not when one of those turns was a crisis by itself, which
+  the join would only find again.
 - The turn before, when a rule or a cue made it `concern` (a friend at risk), keeps a follow-up at least `concern`.
 - The topic for ambiguous words (scope decision, docs/safety.md): when the latest message is a crisis made only of
   words with an everyday sense (끝내다, 번개탄, 몇 알: ``AMBIGUOUS_RULES`` or the classifier alone), every earlier
@@ -42,6 +45,9 @@ HISTORY = 6  # user turns graded in context; older ones are graded as plain mess
 # After an earlier crisis the conversation is at least `concern` (109 stays in view); repeating the fixed crisis
 # reply then needs a rule, a classifier this sure, or the ``continues`` head, not a borderline score on "고마워".
 CONFIRM_AFTER_CRISIS = 0.6
+# Right after a crisis the `continues` head reads the next turn; only a rule or a classifier this sure overrules it
+# (밴드 붙였어 깊진 않아, 이제 좀 괜찮아졌어 scores 0.6 on its words alone).
+SURE_AGAIN = 0.9
 
 # A classifier this sure of a crisis is not explained away by an earlier topic.
 TOPIC_CANNOT_EXPLAIN = 0.9
@@ -109,7 +115,7 @@ def _in_context(
     asked = _asks_about_risk(before, model)
     sure_crises = [i for i, a in enumerate(graded) if _confirmed(a)]
     if sure_crises and len(graded) - sure_crises[-1] <= WINDOW:
-        if _confirmed(latest):
+        if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AGAIN):
             return latest
         if _fires(model, "continues", texts[-1]):
             return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
@@ -130,7 +136,9 @@ def _in_context(
             return Assessment("none", (*reasons, "context:benign_topic", "lowered_by_scope"), latest.crisis_score)
         return latest
     window = texts[-WINDOW - 1 :]
-    if len(window) > 1 and _confirmed(assess_message(" ".join(window))):
+    # Only a crisis no single turn holds: an earlier turn that was a crisis by itself is not found again in the join.
+    alone = any(a.level == "crisis" for a in graded[-WINDOW:])
+    if len(window) > 1 and not alone and _confirmed(assess_message(" ".join(window))):
         return Assessment("crisis", (*reasons, "context:across_turns"), latest.crisis_score)
     if graded and graded[-1].level == "concern" and (_precise(graded[-1]) or _about_someone_else(texts[-2])):
         return Assessment(worst(latest.level, "concern"), (*reasons, "context:earlier_concern"), latest.crisis_score)
