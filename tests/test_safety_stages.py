@@ -271,6 +271,9 @@ def test_a_classifier_crisis_is_lowered_only_by_an_exception_rule_and_never_when
     # 캠핑용 아니고 저 쓰려고요: the barbecue exception's words, in a crisis the classifier is sure of
     sure = combine.decide(evidence([("barbecue_charcoal", "none")], [], combine.SURE_CRISIS, 0.9), THRESHOLDS)
     assert sure.level == "crisis" and "lowered_by_scope" not in sure.reasons
+    # 이렇게 살기 싫어: a concern-level exception keeps 109 in view, so it lowers even a sure crisis to concern
+    weary = combine.decide(evidence([("living_like_this", "concern")], [], combine.SURE_CRISIS, 0.9), THRESHOLDS)
+    assert weary.level == "concern"
 
 
 def test_concern_from_either_stage():

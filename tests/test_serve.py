@@ -235,11 +235,11 @@ def test_a_method_description_never_reaches_the_client_not_even_partly(lead):
 
 
 def test_a_fragment_that_scores_unsafe_alone_is_held_back_not_replaced():
-    """ "많이" on its own scores as unsafe; the sentence it starts does not, and is shown as the model wrote it."""
-    assert safety.check_output("많이").level == "crisis"  # the reason the gateway judges whole sentences
-    engine = ScriptedEngine(pieces=["많이", " 속상하셨겠어요.", " 천천히", " 이야기해", " 주세요."])
+    """ "편하게" on its own scores as unsafe; the sentence it starts does not, and is shown as the model wrote it."""
+    assert safety.check_output("편하게").level == "crisis"  # the reason the gateway judges whole sentences
+    engine = ScriptedEngine(pieces=["편하게", " 말씀해", " 주세요.", " 천천히", " 이야기해", " 주세요."])
     body = post(client_for(engine), messages=user(CALM)).json()
-    assert body["choices"][0]["message"]["content"] == "많이 속상하셨겠어요. 천천히 이야기해 주세요."
+    assert body["choices"][0]["message"]["content"] == "편하게 말씀해 주세요. 천천히 이야기해 주세요."
 
 
 def test_a_concern_message_ends_with_the_109_footer_as_the_last_chunk():

@@ -9,7 +9,8 @@
 - a crisis found by the classifier alone is lowered when an exception rule matched the message (news, fiction,
   statistics, prevention work, barbecue charcoal, a deleted post, a task to finish, a third party, a negated or
   past wish, ...): to the exception's level (`concern` for a third party, a negated or a past wish, else `none`),
-  unless the classifier is sure (``SURE_CRISIS``): the exception's words can sit in a crisis that denies them;
+  except that a classifier sure of the crisis (``SURE_CRISIS``) is not lowered to `none`: the exception's words can
+  sit in a crisis that denies them;
 - a crisis found by a rule is lowered only when the classifier disagrees (below its crisis threshold) AND a scope
   cue says why: a third party, a past and recovered wish or a negation in the lemma view → `concern`; a benign
   topic (a game, a film, work, camping) → `none` (if it sees no risk either); or the learned scope: the classifier's
@@ -36,7 +37,8 @@ from gonggam.safety.replies import Assessment, Level, worst
 
 _CONCERN_CUES = ("third_party", "past", "negated")
 # An exception rule's words can sit in a crisis that denies them (캠핑용 아니고 저 쓰려고요; 뉴스에 나오는 그거 나도
-# 할까 봐): a classifier this sure of a crisis is not lowered by an exception.
+# 할까 봐): a classifier this sure of a crisis is not lowered to `none` by an exception. A concern-level exception
+# (a third party, a negated or past wish, 이렇게 살기 싫어) still lowers it to `concern`: 109 stays in view.
 SURE_CRISIS = 0.9
 
 
@@ -102,9 +104,10 @@ def decide(evidence: Evidence, thresholds: dict[str, float], signals: frozenset[
             if scores.get("scope", 0.0) >= thresholds.get("scope", 2.0):
                 return Assessment("concern", (*reasons, "cue:learned_scope", "lowered_by_scope"), score)
         return Assessment("crisis", tuple(reasons), score, by_rule=True)
-    if model_crisis and exceptions and score < SURE_CRISIS:
+    if model_crisis and exceptions:
         scope_level = worst(*(rules.SCOPE_DECISIONS[name] for name in exceptions))
-        return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"), score)
+        if scope_level == "concern" or score < SURE_CRISIS:
+            return Assessment(worst(rule_level, scope_level), (*reasons, "lowered_by_scope"), score)
     return Assessment(worst(rule_level, model_level), tuple(reasons), score)
 
 
