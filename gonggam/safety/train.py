@@ -274,17 +274,12 @@ def read_context(data: Path) -> tuple[list[Example], list[Example]]:
     return train, conversation_turns(corpus.conversations("dev", data))
 
 
-def context_heads(data: Featurised, x, examples: list[Example], c: float) -> dict[str, tuple[np.ndarray, float]]:
-    fitted = {}
-    for head, kind in CONTEXT_HEADS.items():
-        rows = [i for i, e in enumerate(examples) if e.category == kind]
-        positive = np.array([examples[i].label == "crisis" for i in rows])
-        if positive.all() or not positive.any():
-            raise CorpusError(
-                f"the context turns of kind {kind!r} need both a crisis and a non-crisis label to learn from."
-            )
-        fitted[head] = fit(x[rows], positive, c)
-    return fitted
+def context_heads(x, examples: list[Example], c: float) -> dict[str, tuple[np.ndarray, float]]:
+    """Each head fitted on the turns of its kind only (`crisis` is the positive class)."""
+    return {
+        head: head_fit(x, examples, lambda e, kind=kind: e.label == "crisis" if e.category == kind else None, c)
+        for head, kind in CONTEXT_HEADS.items()
+    }
 
 
 def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
@@ -295,7 +290,7 @@ def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
     sweep = []
     for c in C_GRID:
         accuracy = {}
-        for head, (weight, bias) in context_heads(train_data, x, train, c).items():
+        for head, (weight, bias) in context_heads(x, train, c).items():
             rows = [i for i, e in enumerate(dev) if e.category == CONTEXT_HEADS[head]]
             fired = dev_data.scores(weight, bias, idf)[rows] >= CONTEXT_THRESHOLD
             gold = np.array([dev[i].label == "crisis" for i in rows])
@@ -306,7 +301,7 @@ def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
     everything = train + dev
     data = Featurised([e.text for e in everything], "final")
     idf = inverse_document_frequency(data)
-    fitted = context_heads(data, data.matrix(idf), everything, best["C"])
+    fitted = context_heads(data.matrix(idf), everything, best["C"])
     info = {"kind": "context", "C": best["C"], "selection": sweep, "examples": len(everything)}
     return LinearModel({n: Head(w, b, CONTEXT_THRESHOLD) for n, (w, b) in fitted.items()}, idf, info)
 
