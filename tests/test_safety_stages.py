@@ -141,7 +141,7 @@ def test_a_long_text_is_scored_by_its_sentence_windows_too():
 def test_the_shipped_models_load_and_score():
     message, reply, turns = safety.load()
     assert set(message.heads) == {"crisis", "risk", "scope"} and set(reply.heads) == {"unsafe"}
-    assert set(turns.heads) == {"screening", "affirmed", "continues"}
+    assert set(turns.heads) == {"screening", "affirmed", "continues", "followup", "topic"}
     assert message.info["format"] == classifier.FORMAT
     crisis, calm = message.score("더 이상 살고 싶지 않아 오늘 밤에 끝낼 거야"), message.score("오늘 점심 맛있었어")
     assert 0.0 <= calm["crisis"] < crisis["crisis"] <= 1.0
@@ -450,6 +450,34 @@ def test_a_follow_up_about_someone_at_risk_stays_concern():
 
     turns = [user("친구가 죽고 싶대"), assistant("걱정되시겠어요."), user("뭐라고 말해줘야 해?")]
     assert in_context(turns, assess).level == "concern"
+
+
+def test_after_a_turn_about_someone_else_the_followup_head_reads_whether_the_user_turns_to_themselves():
+    def assess(text):
+        if "동생" in text:
+            return Assessment("concern", ("scope:third_party_report",))
+        return graded("crisis", 0.6) if "옆에" in text else graded("none")  # a crisis by its words alone
+
+    report = [user("동생이 손목에 자꾸 상처를 낸대요"), assistant("많이 놀라셨겠어요. 지금은 어떻게 지내요?")]
+    for follow_up in ("오늘 밤은 제가 옆에 있어 주려고요 그걸로 될까요?", "상담 선생님한테 말해도 될까요?"):
+        found = in_context([*report, user(follow_up)], assess)
+        assert found.level == "concern" and "context:earlier_concern" in found.reasons, follow_up
+    found = in_context([*report, user("사실 저도 요즘 그냥 사라지고 싶어요")], assess)
+    assert found.level == "crisis" and "context:turns_to_self" in found.reasons
+
+
+def test_the_topic_head_lets_an_everyday_topic_explain_an_ambiguous_word_but_not_despair():
+    def assess(text):
+        if "끝내버리고" in text:
+            return Assessment("crisis", ("rule:ending_it",), 0.95, by_rule=True)
+        return graded("none")
+
+    latest = user("오늘 밤에 그냥 다 끝내버리고 싶다")
+    deadline = [user("졸업 논문 초안을 내일 아침까지 내야 돼"), assistant("마감이 코앞이네요.")]
+    found = in_context([*deadline, latest], assess)
+    assert found.level == "none" and "context:benign_topic" in found.reasons
+    despair = [user("몇 년째 아무 희망도 없이 버티기만 하는 것 같아"), assistant("많이 지치셨겠어요.")]
+    assert in_context([*despair, latest], assess).level == "crisis"
 
 
 @pytest.mark.parametrize("answer", ["많이", "조금", "글쎄요"])

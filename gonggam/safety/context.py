@@ -1,7 +1,7 @@
 """Stage 5: conversation context. The latest user message is read with what came before it.
 
 Each user turn of the last few is graded in its own context, oldest first, so that a later turn sees what the
-earlier ones were in context (a yes to a screening question is a crisis the next turn can follow). Three heads of
+earlier ones were in context (a yes to a screening question is a crisis the next turn can follow). Five heads of
 the context classifier (models/context.safetensors, trained on data/safety/context/ and the labelled conversations)
 read the turns whose meaning depends on what came before; regular expressions over yes, no and 농담 kept failing on
 answers written in other words (a double negative is a yes; 칼은 치웠어 after a crisis is calm):
@@ -13,6 +13,11 @@ answers written in other words (a double negative is a yes; 칼은 치웠어 aft
 - ``continues`` reads the turn after a crisis: a method, place or amount question, a light retraction (농담이야)
   or an insistence keeps it `crisis`; calm, thanks or a step toward help is `concern`, so that "고마워" is answered
   by the model with the 109 footer instead of the fixed crisis reply again.
+- ``followup`` reads the turn after one about someone else at risk, the past or a loss: the user turning to their
+  own risk (사실 나도 그래) is `crisis`; a follow-up about the other person (매일 전화드리는데 충분할까요?, whose
+  words alone can score as a crisis) is `concern`.
+- ``topic`` reads the earlier user turns when the latest is a crisis of everyday-sense words: does what was said
+  give those words their everyday sense (논문 마감, 엘든링 보스, 옥상 텃밭) or not (despair, no topic at all)?
 
 An earlier crisis counts when it is sure: a rule found it, the classifier scored it at least
 ``CONFIRM_AFTER_CRISIS``, or the context made it (a yes to a screening question). One that was a crisis only by a
@@ -20,14 +25,18 @@ borderline score carries nothing forward: a false alarm on 외로워요 must not
 conversation under the 109 footer. Otherwise:
 
 - Right after a sure crisis, the ``continues`` head decides unless a rule or a classifier at least ``SURE_AGAIN``
-  finds a crisis in the turn itself (the words of a calm turn, 밴드 붙였어, can score high alone).
+  finds a crisis in the turn itself (the words of a calm turn, 밴드 붙였어, can score high alone). After a
+  borderline crisis it decides only over a crisis the classifier alone found, and its calm side is `concern`.
 - The last few user turns read together: a crisis that only exists across turns (distress, then "그래서 오늘 밤에
   하려고"; a phrase split over two messages) is `crisis`; not when one of those turns was a crisis by itself, which
   the join would only find again.
-- The turn before, when a rule or a cue made it `concern` (a friend at risk), keeps a follow-up at least `concern`.
+- The turn before, when a rule or a cue made it `concern` (a friend at risk), keeps a follow-up `concern` unless
+  the ``followup`` head reads the user turning to their own risk, or a rule or a classifier at least
+  ``SURE_AFTER_CONCERN`` finds a crisis in the turn itself.
 - The topic for ambiguous words (scope decision, docs/safety.md): when the latest message is a crisis made only of
   words with an everyday sense (끝내다, 번개탄, 몇 알: ``AMBIGUOUS_RULES`` or the classifier alone), every earlier
-  user turn is `none` and they name a benign topic (캠핑, 프로젝트, 카페, 약국 …), the conversation is `none`
+  user turn is `none` and they name a benign topic (캠핑, 프로젝트, 카페, 약국 … or the ``topic`` head), the
+  conversation is `none`
   (캠핑 가는데 … 번개탄 몇 개 사야 돼?; a project, then 오늘 다 끝내버리고 싶다).
 """
 
@@ -38,7 +47,7 @@ from collections.abc import Callable
 
 from gonggam.safety import morph, rules
 from gonggam.safety.classifier import LinearModel
-from gonggam.safety.replies import Assessment, worst
+from gonggam.safety.replies import Assessment
 
 WINDOW = 3  # user turns read together with the latest one, and how far back an earlier crisis is followed
 HISTORY = 6  # user turns graded in context; older ones are graded as plain messages
@@ -48,9 +57,14 @@ CONFIRM_AFTER_CRISIS = 0.6
 # Right after a crisis the `continues` head reads the next turn; only a rule or a classifier this sure overrules it
 # (밴드 붙였어 깊진 않아, 이제 좀 괜찮아졌어 scores 0.6 on its words alone).
 SURE_AGAIN = 0.9
+# After a turn about someone else at risk the `followup` head reads the next one; a classifier this sure overrules it.
+SURE_AFTER_CONCERN = 0.97
 
-# A classifier this sure of a crisis is not explained away by an earlier topic.
-TOPIC_CANNOT_EXPLAIN = 0.9
+# A classifier this sure of a crisis is not explained away by an earlier topic (0.9 kept 논문 마감 from explaining
+# 오늘 밤에 다 끝내버리고 싶어요; at 1.01 dev escalations were lost: chosen on dev conversations).
+TOPIC_CANNOT_EXPLAIN = 0.99
+# The `topic` head's probability that the earlier turns give no everyday sense, below which they do (dev: 0.3).
+TOPIC_EXPLAINS = 0.3
 # Rules whose words have an everyday sense (끝내다, 번개탄, 몇 알): an earlier benign topic can explain them.
 AMBIGUOUS_RULES = frozenset({"rule:ending_it", "rule:charcoal_or_gas", "rule:pills_or_poison", "rule:method_seeking"})
 
@@ -72,13 +86,17 @@ def _about_someone_else(text: str) -> bool:
     return "third_party" in rules.scope_cues(morph.sentences(text))
 
 
-def _explained_by_topic(previous: list[str], assessed: list[Assessment], latest: Assessment) -> bool:
-    """A crisis made only of everyday-sense words, after user turns that are all `none` and name a benign topic."""
+def _explained_by_topic(
+    previous: list[str], assessed: list[Assessment], latest: Assessment, model: LinearModel
+) -> bool:
+    """A crisis made only of everyday-sense words, after user turns that are all `none` and name a benign topic
+    (a regex cue for the common ones, the `topic` head for the rest: 논문 마감, 엘든링 보스, 이 관계)."""
     if not previous or any(a.level != "none" for a in assessed) or (latest.by_rule and not _only_ambiguous(latest)):
         return False
     if latest.crisis_score >= TOPIC_CANNOT_EXPLAIN:
         return False
-    return "topic" in rules.scope_cues(morph.sentences(" ".join(previous)))
+    said = " ".join(previous)
+    return "topic" in rules.scope_cues(morph.sentences(said)) or model.score(said)["topic"] < TOPIC_EXPLAINS
 
 
 def _only_ambiguous(assessment: Assessment) -> bool:
@@ -115,10 +133,15 @@ def _in_context(
     asked = _asks_about_risk(before, model)
     sure_crises = [i for i, a in enumerate(graded) if _confirmed(a)]
     if sure_crises and len(graded) - sure_crises[-1] <= WINDOW:
+        # Right after a crisis the `continues` head reads the turn first, even when it answers a screening question:
+        # a denial (그냥 써본 거예요) is a retraction there, not a clear no.
         if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AGAIN):
             return latest
         if _fires(model, "continues", texts[-1]):
             return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
+        # A yes to a screening question asked after the crisis is one too (ㅇㅇ 참기 힘듦), whatever `continues` reads.
+        if asked and _fires(model, "affirmed", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:screening_affirmed"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
     if asked:
         if latest.level == "crisis" and latest.by_rule:
@@ -126,13 +149,28 @@ def _in_context(
         if _fires(model, "affirmed", texts[-1]):
             return Assessment("crisis", (*reasons, "context:screening_affirmed"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:screening_denied"), latest.crisis_score)
+    # After a crisis that was only borderline, a crisis of the classifier alone is read by the `continues` head too:
+    # the words of a calm turn (언니가 와줬어 지금 옆에 있어) score high alone. Its calm side is `concern`, not `none`.
+    borderline_before = any(a.level == "crisis" for a in graded[-WINDOW:])
+    if borderline_before and latest.level == "crisis" and not latest.by_rule and latest.crisis_score < SURE_AGAIN:
+        if _fires(model, "continues", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
+        return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
     if sure_crises:  # further back than the window: the 109 footer stays
         if _confirmed(latest):
             return latest
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
+    if graded and graded[-1].level == "concern" and (_precise(graded[-1]) or _about_someone_else(texts[-2])):
+        # After a turn about someone else, the past or a loss, the `followup` head reads whether the user now
+        # speaks of their own risk (사실 나도 그래) or stays with the topic (매일 전화드리는데 충분할까요?).
+        if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AFTER_CONCERN):
+            return latest
+        if _fires(model, "followup", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:turns_to_self"), latest.crisis_score)
+        return Assessment("concern", (*reasons, "context:earlier_concern"), latest.crisis_score)
     if latest.level == "crisis":
         previous = texts[-WINDOW - 1 : -1]
-        if _explained_by_topic(previous, [assess_message(t) for t in previous], latest):
+        if _explained_by_topic(previous, [assess_message(t) for t in previous], latest, model):
             return Assessment("none", (*reasons, "context:benign_topic", "lowered_by_scope"), latest.crisis_score)
         return latest
     window = texts[-WINDOW - 1 :]
@@ -140,8 +178,6 @@ def _in_context(
     alone = any(a.level == "crisis" for a in graded[-WINDOW:])
     if len(window) > 1 and not alone and _confirmed(assess_message(" ".join(window))):
         return Assessment("crisis", (*reasons, "context:across_turns"), latest.crisis_score)
-    if graded and graded[-1].level == "concern" and (_precise(graded[-1]) or _about_someone_else(texts[-2])):
-        return Assessment(worst(latest.level, "concern"), (*reasons, "context:earlier_concern"), latest.crisis_score)
     return latest
 
 

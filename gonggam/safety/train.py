@@ -30,7 +30,7 @@ from gonggam.safety.corpus import CorpusError, Example
 from gonggam.safety.normalise import normalise_view
 from gonggam.safety.replies import CONCERN_FOOTER, CRISIS_REPLY
 
-C_GRID = (4.0, 16.0, 64.0, 256.0)
+C_GRID = (16.0, 64.0, 256.0, 1024.0)
 # A crisis rule whose verdicts on the training messages were right less often than this, over at least SIGNAL_SUPPORT
 # of them, is a signal (combine.py): the classifier's reading decides. Chosen on dev: 0.75 lowered false crises by
 # another 0.8 pt but let plain statements through (죽음만이 해결책인 것 같아); below 0.65 only three rules change.
@@ -95,9 +95,18 @@ def fit(x, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
 
 
 def highest_threshold(recall_at: Callable[[float], float], target: float) -> float:
-    """The highest threshold whose recall still meets the target (recall falls as the threshold rises)."""
-    passing = [t for t in THRESHOLDS if recall_at(t) >= target]
-    return max(passing) if passing else THRESHOLDS[0]
+    """The highest threshold whose recall still meets the target. Recall never rises with the threshold (a higher one
+    only takes classifier crises away), so a binary search finds it in 7 dev passes instead of 97."""
+    low, high = 0, len(THRESHOLDS) - 1
+    if recall_at(THRESHOLDS[low]) < target:
+        return THRESHOLDS[0]
+    while low < high:  # THRESHOLDS[low] passes; find the last that does
+        middle = (low + high + 1) // 2
+        if recall_at(THRESHOLDS[middle]) >= target:
+            low = middle
+        else:
+            high = middle - 1
+    return THRESHOLDS[low]
 
 
 def rule_precision(examples: list[Example], evidence: list) -> dict[str, list[int]]:
@@ -149,6 +158,7 @@ def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[s
     x = train_data.matrix(idf)
     evidence = [combine.rule_evidence(e.text) for e in dev]
     gold = np.array([e.label for e in dev])
+    all_rows, crisis_rows = np.arange(len(dev)), np.flatnonzero(gold == "crisis")
     sweep = []
     fitted: dict[float, dict[str, np.ndarray]] = {}
     for c, scope_t in itertools.product(C_GRID, SCOPE_THRESHOLDS):
@@ -159,22 +169,22 @@ def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[s
         scores = fitted[c]
         risk = scores["risk"]
 
-        def levels(crisis_t: float, risk_t: float, scores=scores, scope_t=scope_t) -> np.ndarray:
+        def levels(crisis_t: float, risk_t: float, rows=all_rows, scores=scores, scope_t=scope_t) -> np.ndarray:
             thresholds = {"crisis": crisis_t, "risk": risk_t, "scope": scope_t}
             return np.array(
                 [
                     combine.decide(
-                        combine.Evidence(hits, cues, {n: float(v[i]) for n, v in scores.items()}, phatic),
+                        combine.Evidence(*evidence[i][:2], {n: float(v[i]) for n, v in scores.items()}, evidence[i][2]),
                         thresholds,
                         signals,
                     ).level
-                    for i, (hits, cues, phatic) in enumerate(evidence)
+                    for i in rows
                 ]
             )
 
         risk_t = max(THRESHOLDS, key=lambda t: float(np.mean((risk >= t) == (gold != "none"))))
         crisis_t = highest_threshold(
-            lambda t, r=risk_t: float(np.mean(levels(t, r)[gold == "crisis"] == "crisis")), CRISIS_RECALL_TARGET
+            lambda t, r=risk_t: float(np.mean(levels(t, r, crisis_rows) == "crisis")), CRISIS_RECALL_TARGET
         )
         found = levels(crisis_t, risk_t)
         sweep.append(
@@ -237,9 +247,17 @@ def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bo
 
 
 # The context classifier's heads and the kind of turn each learns from (context.py reads them): an assistant turn that
-# asks about suicide or self-harm, the answer to one, and the user's turn after a crisis. `crisis` is the positive
-# class of each: a screening question / not a clear no / the crisis goes on.
-CONTEXT_HEADS = {"screening": "assistant_turn", "affirmed": "screening_answer", "continues": "after_crisis"}
+# asks about suicide or self-harm, the answer to one, the user's turn after a crisis, the user's turn after one about
+# someone else at risk (or the past, or a loss), and the earlier user turns before an ambiguous word. `crisis` is the
+# positive class of each: a screening question / not a clear no / the crisis goes on / the user turns to their own
+# risk / the earlier turns give no everyday sense.
+CONTEXT_HEADS = {
+    "screening": "assistant_turn",
+    "affirmed": "screening_answer",
+    "continues": "after_crisis",
+    "followup": "after_concern",
+    "topic": "topic_turn",
+}
 CONTEXT_THRESHOLD = 0.5  # the classes are weighted to balance, so 0.5 is the even point
 _AFTER_CRISIS = ("method_after_crisis", "retraction_after_plan", "after_crisis_calm")
 _NO_SCREENING = ("ordinary", "benign_context", "third_party_followup")
@@ -258,6 +276,12 @@ def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example
             found.append(Example(c.family, c.label, "after_crisis", last))
         elif c.category in _NO_SCREENING:
             found += [Example(c.family, "none", "assistant_turn", t["content"]) for t in c.turns if t["role"] != "user"]
+        if c.category == "third_party_followup":
+            found.append(Example(c.family, "concern", "after_concern", last))
+        earlier = [t["content"] for t in c.turns[:-1] if t["role"] == "user"]
+        if c.category in ("benign_context", "escalation") and earlier:
+            label = "none" if c.category == "benign_context" else "crisis"
+            found.append(Example(c.family, label, "topic_turn", " ".join(earlier[-3:])))
     return found
 
 
@@ -294,6 +318,8 @@ def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
             rows = [i for i, e in enumerate(dev) if e.category == CONTEXT_HEADS[head]]
             fired = dev_data.scores(weight, bias, idf)[rows] >= CONTEXT_THRESHOLD
             gold = np.array([dev[i].label == "crisis" for i in rows])
+            if gold.all() or not gold.any():
+                continue  # the dev conversations hold one class of this turn (no turn to oneself after a report)
             accuracy[head] = float((np.mean(fired[gold]) + np.mean(~fired[~gold])) / 2)
         sweep.append({"C": c, "dev_balanced_accuracy": accuracy})
         print(f"  context {sweep[-1]}", file=sys.stderr)
