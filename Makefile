@@ -49,9 +49,10 @@ lint: setup
 data: setup
 	$(PY) -m data_prep --input $(RAW) $(if $(VALIDATION),--validation $(VALIDATION)) --output $(DATA)
 
-# The tiny base is pre-trained on PRETRAIN synthetic dialogues (gonggam/pretrain.py, 1-2 minutes on 2 cores);
+# The tiny base is pre-trained on PRETRAIN synthetic dialogues (gonggam/pretrain.py, about 1.5 minutes on 2 cores;
+# 10,000 against 6,000: replies made of whole sample sentences 0.29 -> 0.66, bench/README.md);
 # PRETRAIN=0 leaves its weights random, as the tests do.
-PRETRAIN ?= 6000
+PRETRAIN ?= 10000
 tiny: setup
 	$(PY) -m gonggam.tiny --corpus $(DATA)/train.jsonl --output $(TINY) --pretrain-dialogues $(PRETRAIN)
 

@@ -1,7 +1,7 @@
 """Build, offline, a tiny model directory that loads exactly like the real Polyglot base (pre-trained: minutes).
 
     python -m gonggam.tiny --corpus data/processed/train.jsonl --output models/tiny-polyglot
-    python -m gonggam.tiny ... --pretrain-dialogues 6000      # what `make tiny` runs: 1-2 minutes on 2 cores
+    python -m gonggam.tiny ... --pretrain-dialogues 10000     # what `make tiny` runs: about 1.5 minutes on 2 cores
 
 A byte-level BPE tokenizer trained on the corpus, with Polyglot-ko's special tokens (<|endoftext|> = 2) and
 its token_type_ids; a GPT-NeoX with Polyglot's structure (parallel residual, rotary_pct 0.25) scaled down,
