@@ -48,16 +48,16 @@ class Conversation:
 
 # Families of the held-out batch: written by writers who saw neither the detector nor this corpus, committed
 # before the detector was measured on them. They are the test split, and only they.
-HELD_OUT_PREFIXES = ("h6",)
+HELD_OUT_PREFIXES = ("h7",)
 # Earlier held-out batches: measured once and then looked at, so they choose settings now (dev), never train.
-RETIRED_HELD_OUT_PREFIXES = ("h2", "h3", "h4", "h5")
+RETIRED_HELD_OUT_PREFIXES = ("h2", "h3", "h4", "h5", "h6")
 
 
 def split_of(family: str) -> str:
     """The test split is the held-out batch; the other families go 75% train, 25% dev by a hash of their id.
 
     The hash keeps a family's split independent of the others. Buckets 15–19 were the first test split, then the
-    ``h2`` to ``h5`` batches; each was measured and looked at and became dev when a new held-out batch
+    ``h2`` to ``h6`` batches; each was measured and looked at and became dev when a new held-out batch
     replaced it (2026-11-25, 2026-11-26).
     """
     if family.startswith(HELD_OUT_PREFIXES):
