@@ -86,6 +86,27 @@ def conversation_latency_ms(conversations: list[corpus.Conversation]) -> dict[st
     return {"p50": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1]}
 
 
+def sample_turns() -> dict[str, float]:
+    """False crises on the user turns of the shipped sample corpus (data/sample/): the counselling corpus's own style
+    of message (first-person 반말 statements about an everyday trouble), which the safety corpus under-represented.
+    The sample has no suicide or self-harm talk (its README), so every crisis there is a false one."""
+    from data_prep.readers import read_any
+    from data_prep.records import Dialogue
+
+    alone = in_context = n = 0
+    for path in sorted((ROOT / "data" / "sample").glob("*.json")):
+        for dialogue in read_any(path):
+            if not isinstance(dialogue, Dialogue):
+                continue
+            for k, message in enumerate(dialogue.messages):
+                if message["role"] != "user":
+                    continue
+                n += 1
+                alone += safety.assess_message(message["content"]).level == "crisis"
+                in_context += safety.assess_conversation(list(dialogue.messages[: k + 1])).level == "crisis"
+    return {"user_turns": n, "false_crisis_alone": alone / n, "false_crisis_in_context": in_context / n}
+
+
 def load_seconds(runs: int = 3) -> float:
     """A fresh interpreter: import, load both classifiers and the analyser, answer one message (median of runs)."""
     found = []
@@ -147,6 +168,7 @@ def main() -> None:
     }
     latency = latency_ms([e.text for e in test_messages])
     per_conversation = conversation_latency_ms(corpus.conversations("test"))
+    corpus_style = sample_turns()
     load_s = load_seconds()
     model_mb = sum(path.stat().st_size for path in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL)) / 1e6
     measured = {
@@ -178,6 +200,7 @@ def main() -> None:
         layer=layer,
         latency_ms=latency,
         conversation_latency_ms=per_conversation,
+        sample_corpus_turns=corpus_style,
         stages={
             k: {m: v[m] for m in ("crisis_recall", "false_crisis_rate", "concern_agreement", "none_agreement")}
             for k, v in stages.items()
@@ -193,6 +216,10 @@ def main() -> None:
     for key, value in measured.items():
         print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
     print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
+    print(
+        f"the sample corpus's {corpus_style['user_turns']} user turns (none a crisis): false crises "
+        f"{corpus_style['false_crisis_alone']:.3f} alone, {corpus_style['false_crisis_in_context']:.3f} in context"
+    )
     for category, entry in layer["messages"]["categories"].items():
         figure = entry.get("recall", entry.get("false_crisis_rate"))
         name = "recall" if "recall" in entry else "false crisis"
