@@ -107,6 +107,23 @@ def sample_turns() -> dict[str, float]:
     return {"user_turns": n, "false_crisis_alone": alone / n, "false_crisis_in_context": in_context / n}
 
 
+def sample_replies() -> dict[str, float]:
+    """Output-check false positives on the shipped sample's counselling replies (none of them harmful)."""
+    from data_prep.readers import read_any
+    from data_prep.records import Dialogue
+
+    replies = [
+        message["content"]
+        for path in sorted((ROOT / "data" / "sample").glob("*.json"))
+        for dialogue in read_any(path)
+        if isinstance(dialogue, Dialogue)
+        for message in dialogue.messages
+        if message["role"] == "assistant"
+    ]
+    flagged = sum(safety.check_output(text).level != "none" for text in replies)
+    return {"replies": len(replies), "false_positive_rate": flagged / len(replies)}
+
+
 def load_seconds(runs: int = 3) -> float:
     """A fresh interpreter: import, load both classifiers and the analyser, answer one message (median of runs)."""
     found = []
@@ -168,7 +185,7 @@ def main() -> None:
     }
     latency = latency_ms([e.text for e in test_messages])
     per_conversation = conversation_latency_ms(corpus.conversations("test"))
-    corpus_style = sample_turns()
+    corpus_style = sample_turns() | {"replies": sample_replies()}
     load_s = load_seconds()
     model_mb = sum(path.stat().st_size for path in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL)) / 1e6
     measured = {
@@ -218,7 +235,9 @@ def main() -> None:
     print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
     print(
         f"the sample corpus's {corpus_style['user_turns']} user turns (none a crisis): false crises "
-        f"{corpus_style['false_crisis_alone']:.3f} alone, {corpus_style['false_crisis_in_context']:.3f} in context"
+        f"{corpus_style['false_crisis_alone']:.3f} alone, {corpus_style['false_crisis_in_context']:.3f} in context; "
+        f"its {corpus_style['replies']['replies']} replies: output check false positives "
+        f"{corpus_style['replies']['false_positive_rate']:.3f}"
     )
     for category, entry in layer["messages"]["categories"].items():
         figure = entry.get("recall", entry.get("false_crisis_rate"))
