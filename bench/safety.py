@@ -86,42 +86,32 @@ def conversation_latency_ms(conversations: list[corpus.Conversation]) -> dict[st
     return {"p50": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1]}
 
 
-def sample_turns() -> dict[str, float]:
-    """False crises on the user turns of the shipped sample corpus (data/sample/): the counselling corpus's own style
-    of message (first-person 반말 statements about an everyday trouble), which the safety corpus under-represented.
-    The sample has no suicide or self-harm talk (its README), so every crisis there is a false one."""
+def sample_corpus() -> dict:
+    """The layer on the shipped sample corpus (data/sample/), the counselling corpus's own style (first-person 반말
+    statements about an everyday trouble, and warm replies), which the safety corpus under-represented. The sample has
+    no suicide or self-harm talk (its README): every crisis among its user turns and every reply the output check
+    replaces is a false one."""
     from data_prep.readers import read_any
     from data_prep.records import Dialogue
 
-    alone = in_context = n = 0
-    for path in sorted((ROOT / "data" / "sample").glob("*.json")):
-        for dialogue in read_any(path):
-            if not isinstance(dialogue, Dialogue):
+    paths = sorted((ROOT / "data" / "sample").glob("*.json"))
+    dialogues = [d for path in paths for d in read_any(path) if isinstance(d, Dialogue)]
+    alone = in_context = turns = replies = flagged = 0
+    for dialogue in dialogues:
+        for k, message in enumerate(dialogue.messages):
+            if message["role"] == "assistant":
+                replies += 1
+                flagged += safety.check_output(message["content"]).level != "none"
                 continue
-            for k, message in enumerate(dialogue.messages):
-                if message["role"] != "user":
-                    continue
-                n += 1
-                alone += safety.assess_message(message["content"]).level == "crisis"
-                in_context += safety.assess_conversation(list(dialogue.messages[: k + 1])).level == "crisis"
-    return {"user_turns": n, "false_crisis_alone": alone / n, "false_crisis_in_context": in_context / n}
-
-
-def sample_replies() -> dict[str, float]:
-    """Output-check false positives on the shipped sample's counselling replies (none of them harmful)."""
-    from data_prep.readers import read_any
-    from data_prep.records import Dialogue
-
-    replies = [
-        message["content"]
-        for path in sorted((ROOT / "data" / "sample").glob("*.json"))
-        for dialogue in read_any(path)
-        if isinstance(dialogue, Dialogue)
-        for message in dialogue.messages
-        if message["role"] == "assistant"
-    ]
-    flagged = sum(safety.check_output(text).level != "none" for text in replies)
-    return {"replies": len(replies), "false_positive_rate": flagged / len(replies)}
+            turns += 1
+            alone += safety.assess_message(message["content"]).level == "crisis"
+            in_context += safety.assess_conversation(list(dialogue.messages[: k + 1])).level == "crisis"
+    return {
+        "user_turns": turns,
+        "false_crisis_alone": alone / turns,
+        "false_crisis_in_context": in_context / turns,
+        "replies": {"replies": replies, "false_positive_rate": flagged / replies},
+    }
 
 
 def load_seconds(runs: int = 3) -> float:
@@ -185,7 +175,7 @@ def main() -> None:
     }
     latency = latency_ms([e.text for e in test_messages])
     per_conversation = conversation_latency_ms(corpus.conversations("test"))
-    corpus_style = sample_turns() | {"replies": sample_replies()}
+    corpus_style = sample_corpus()
     load_s = load_seconds()
     model_mb = sum(path.stat().st_size for path in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL)) / 1e6
     measured = {

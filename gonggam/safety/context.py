@@ -151,8 +151,8 @@ def _in_context(
         return Assessment("concern", (*reasons, "context:screening_denied"), latest.crisis_score)
     # After a crisis that was only borderline, a crisis of the classifier alone is read by the `continues` head too:
     # the words of a calm turn (언니가 와줬어 지금 옆에 있어) score high alone. Its calm side is `concern`, not `none`.
-    borderline_before = any(a.level == "crisis" for a in graded[-WINDOW:])
-    if borderline_before and latest.level == "crisis" and not latest.by_rule and latest.crisis_score < SURE_AGAIN:
+    crisis_in_window = any(a.level == "crisis" for a in graded[-WINDOW:])
+    if crisis_in_window and latest.level == "crisis" and not latest.by_rule and latest.crisis_score < SURE_AGAIN:
         if _fires(model, "continues", texts[-1]):
             return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
@@ -175,8 +175,7 @@ def _in_context(
         return latest
     window = texts[-WINDOW - 1 :]
     # Only a crisis no single turn holds: an earlier turn that was a crisis by itself is not found again in the join.
-    alone = any(a.level == "crisis" for a in graded[-WINDOW:])
-    if len(window) > 1 and not alone and _confirmed(assess_message(" ".join(window))):
+    if len(window) > 1 and not crisis_in_window and _confirmed(assess_message(" ".join(window))):
         return Assessment("crisis", (*reasons, "context:across_turns"), latest.crisis_score)
     return latest
 

@@ -174,11 +174,11 @@ def tune_messages(train: list[Example], dev: list[Example], signals: frozenset[s
             return np.array(
                 [
                     combine.decide(
-                        combine.Evidence(*evidence[i][:2], {n: float(v[i]) for n, v in scores.items()}, evidence[i][2]),
+                        combine.Evidence(hits, cues, {n: float(v[i]) for n, v in scores.items()}, phatic),
                         thresholds,
                         signals,
                     ).level
-                    for i in rows
+                    for i, (hits, cues, phatic) in ((i, evidence[i]) for i in rows)
                 ]
             )
 
