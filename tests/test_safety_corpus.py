@@ -216,3 +216,15 @@ def test_no_training_text_is_also_a_held_out_text():
     held_out_turns = {t["content"] for split in ("dev", "test") for c in corpus.conversations(split) for t in c.turns}
     turns = {e.text for path in (corpus.SAFETY_DATA / "context").glob("*.tsv") for e in corpus.read_examples(path)}
     assert turns and not held_out_turns & turns
+
+    # Whole training conversations: none is a held-out one, and none of their user turns longer than a short answer
+    # (응, 아니요 ㅋㅋ: anyone's) is a held-out turn; assistant turns (오늘 하루는 어떠셨어요?) are stock phrases.
+    def said(c: corpus.Conversation) -> tuple[tuple[str, str], ...]:
+        return tuple((t["role"], t["content"]) for t in c.turns)
+
+    held_out_conversations = {said(c) for split in ("dev", "test") for c in corpus.conversations(split)}
+    written = [c for path in (corpus.SAFETY_DATA / "context").glob("*.jsonl") for c in corpus.read_conversations(path)]
+    user_turns = [t["content"] for c in written for t in c.turns if t["role"] == "user"]
+    long_turns = {text for text in user_turns if len("".join(text.split())) >= 10}
+    assert written and not held_out_conversations & {said(c) for c in written}
+    assert not held_out_turns & long_turns

@@ -141,7 +141,7 @@ def test_a_long_text_is_scored_by_its_sentence_windows_too():
 def test_the_shipped_models_load_and_score():
     message, reply, turns = safety.load()
     assert set(message.heads) == {"crisis", "risk", "scope"} and set(reply.heads) == {"unsafe"}
-    assert set(turns.heads) == {"screening", "affirmed", "continues", "followup", "topic"}
+    assert set(turns.heads) == {"screening", "affirmed", "continues", "followup", "topic", "recalls"}
     assert message.info["format"] == classifier.FORMAT
     crisis, calm = message.score("더 이상 살고 싶지 않아 오늘 밤에 끝낼 거야"), message.score("오늘 점심 맛있었어")
     assert 0.0 <= calm["crisis"] < crisis["crisis"] <= 1.0
@@ -478,6 +478,28 @@ def test_the_topic_head_lets_an_everyday_topic_explain_an_ambiguous_word_but_not
     assert found.level == "none" and "context:benign_topic" in found.reasons
     despair = [user("몇 년째 아무 희망도 없이 버티기만 하는 것 같아"), assistant("많이 지치셨겠어요.")]
     assert in_context([*despair, latest], assess).level == "crisis"
+
+
+def test_an_assistant_turn_that_recalls_a_crisis_keeps_the_next_calm_turn_at_concern():
+    """The `recalls` head: a conversation that opens with the bot recalling the user's words (the crisis turn itself
+    is not in the history) stays `concern`; an ordinary question or a film's character does not."""
+    calm = user("조금 나아졌어요 밥도 먹었어요")
+    for recall in (
+        "지난번에 이제 그만 살고 싶다고 하셔서 계속 마음이 쓰였어요. 오늘은 어떠세요?",
+        "어제 다리 위에 서 있었다고 하셨잖아요. 지금은 안전한 곳에 계세요?",
+    ):
+        found = in_context([assistant(recall), calm], fixed("none"))
+        assert found.level == "concern" and "context:assistant_topic" in found.reasons, recall
+    assert in_context([assistant("오늘 하루는 어떠셨어요?"), calm], fixed("none")).level == "none"
+    film = [user("영화 봤어"), assistant("주인공이 죽고 싶다고 했죠."), user("응 재밌었어")]
+    assert in_context(film, safety.assess_message).level == "none"  # the scope exception holds for the bot's words
+
+
+def test_jasak_after_a_post_is_deleting_it_but_alone_it_is_crisis():
+    """자삭 is 자진 삭제 after a post (rule:self_deletion is one the topic can explain) and a crisis word alone."""
+    post = [user("블로그에 올린 카페 리뷰에 악플이 엄청 달렸어"), assistant("속상하셨겠어요. 어떤 내용이었어요?")]
+    assert in_context([*post, user("걍 자삭할까 봐")], safety.assess_message).level == "none"
+    assert safety.assess_message("걍 자삭할까 봐").level == "crisis"
 
 
 @pytest.mark.parametrize("answer", ["많이", "조금", "글쎄요"])

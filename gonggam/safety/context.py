@@ -66,7 +66,9 @@ TOPIC_CANNOT_EXPLAIN = 0.99
 # The `topic` head's probability that the earlier turns give no everyday sense, below which they do (dev: 0.3).
 TOPIC_EXPLAINS = 0.3
 # Rules whose words have an everyday sense (끝내다, 번개탄, 몇 알): an earlier benign topic can explain them.
-AMBIGUOUS_RULES = frozenset({"rule:ending_it", "rule:charcoal_or_gas", "rule:pills_or_poison", "rule:method_seeking"})
+AMBIGUOUS_RULES = frozenset(
+    {"rule:ending_it", "rule:charcoal_or_gas", "rule:pills_or_poison", "rule:method_seeking", "rule:self_deletion"}
+)
 
 
 def _confirmed(assessment: Assessment) -> bool:
@@ -114,6 +116,20 @@ def _asks_about_risk(turn: dict | None, model: LinearModel) -> bool:
     return _fires(model, "screening", turn["content"])
 
 
+def _assistant_speaks_of_crisis(
+    turns: list[dict], users: list[int], assess_message: Callable[[str], Assessment], model: LinearModel
+) -> bool:
+    """Whether an assistant turn since the user turns of the window speaks of suicide, self-harm or a crisis.
+
+    The scope exceptions hold for the assistant's words too: 주인공이 죽고 싶다고 했죠 is about a film."""
+    first = users[-WINDOW - 1] if len(users) > WINDOW else 0
+    said = [t["content"] for t in turns[first : users[-1]] if t["role"] == "assistant"]
+    return any(
+        _fires(model, "recalls", text) and not any(r.startswith("scope:") for r in assess_message(text).reasons)
+        for text in said
+    )
+
+
 def _fires(model: LinearModel, head: str, text: str) -> bool:
     return model.fires(model.score(text), head)
 
@@ -149,6 +165,12 @@ def _in_context(
         if _fires(model, "affirmed", texts[-1]):
             return Assessment("crisis", (*reasons, "context:screening_affirmed"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:screening_denied"), latest.crisis_score)
+    # The assistant's own turns say what the conversation is about: one that recalls the user's wish to die or
+    # reflects a friend's risk keeps the 109 footer in view (지금은 좀 어떠세요? 아까보단 괜찮아요), and an earlier
+    # topic cannot explain a crisis away after it.
+    recalled = _assistant_speaks_of_crisis(turns, users, assess_message, model)
+    if recalled and latest.level != "crisis":
+        return Assessment("concern", (*reasons, "context:assistant_topic"), latest.crisis_score)
     # After a crisis that was only borderline, a crisis of the classifier alone is read by the `continues` head too:
     # the words of a calm turn (언니가 와줬어 지금 옆에 있어) score high alone. Its calm side is `concern`, not `none`.
     crisis_in_window = any(a.level == "crisis" for a in graded[-WINDOW:])
@@ -170,7 +192,7 @@ def _in_context(
         return Assessment("concern", (*reasons, "context:earlier_concern"), latest.crisis_score)
     if latest.level == "crisis":
         previous = texts[-WINDOW - 1 : -1]
-        if _explained_by_topic(previous, [assess_message(t) for t in previous], latest, model):
+        if not recalled and _explained_by_topic(previous, [assess_message(t) for t in previous], latest, model):
             return Assessment("none", (*reasons, "context:benign_topic", "lowered_by_scope"), latest.crisis_score)
         return latest
     window = texts[-WINDOW - 1 :]

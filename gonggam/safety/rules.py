@@ -356,11 +356,13 @@ _CRISIS_RULES: tuple[_Rule, ...] = (
         r"|해야지|해야할|해버릴|해버리고|하고말|할생각|할계획|할결심|할용기|할방법|하는방법|하는법|하면|할수있"
         r"|해볼까|해도될|하기로|할지|각|마렵|충동|계획|시도|결심|방법|미수|기도|생각(?:이|을|만|도|밖에|뿐)?(?:들"
         r"|나|해|했|하|자주|계속|많이|뿐|밖에|만|이))",
-        rf"자삭(?:하고{_WANT}|할래|할까|할거|하려|해야겠|각|마렵|충동|생각)",
         rf"극단적인?(?:선택|생각|방법)(?:을|이|만|밖에|도|까지)?(?:하고{_WANT}|할래|할까|할거|할꺼|하려|할려|해야"
         r"|할생각|할수밖에|밖에|생각|들|나|해(?!서는안)|했(?!대|다는|다고|답|다더|다네|단)|하게|자꾸|계속|하면|할뻔"
         r"|하기로|까지|각)",
     ),
+    # 자삭 is also 자진 삭제 (deleting one's own post): the same words after a post, so the conversation's topic can
+    # explain it (context.AMBIGUOUS_RULES) where the message alone cannot.
+    _rule("self_deletion", "crisis", rf"자삭(?:하고{_WANT}|할래|할까|할거|하려|해야겠|각|마렵|충동|생각)"),
     _rule(
         "jumping",
         "crisis",

@@ -248,15 +248,17 @@ def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bo
 
 # The context classifier's heads and the kind of turn each learns from (context.py reads them): an assistant turn that
 # asks about suicide or self-harm, the answer to one, the user's turn after a crisis, the user's turn after one about
-# someone else at risk (or the past, or a loss), and the earlier user turns before an ambiguous word. `crisis` is the
-# positive class of each: a screening question / not a clear no / the crisis goes on / the user turns to their own
-# risk / the earlier turns give no everyday sense.
+# someone else at risk (or the past, or a loss), the earlier user turns before an ambiguous word, and any assistant
+# turn. `crisis` is the positive class of each: a screening question / not a clear no / the crisis goes on / the user
+# turns to their own risk / the earlier turns give no everyday sense / the assistant speaks of suicide, self-harm or
+# a crisis (recalling the user's words, reflecting a friend's risk, pointing to 109).
 CONTEXT_HEADS = {
     "screening": "assistant_turn",
     "affirmed": "screening_answer",
     "continues": "after_crisis",
     "followup": "after_concern",
     "topic": "topic_turn",
+    "recalls": "assistant_topic",
 }
 CONTEXT_THRESHOLD = 0.5  # the classes are weighted to balance, so 0.5 is the even point
 _AFTER_CRISIS = ("method_after_crisis", "retraction_after_plan", "after_crisis_calm")
@@ -272,10 +274,15 @@ def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example
             found.append(Example(c.family, c.label, "screening_answer", last))
             if before["role"] == "assistant":
                 found.append(Example(c.family, "crisis", "assistant_turn", before["content"]))
+                found.append(Example(c.family, "crisis", "assistant_topic", before["content"]))
         elif c.category in _AFTER_CRISIS:
             found.append(Example(c.family, c.label, "after_crisis", last))
         elif c.category in _NO_SCREENING:
             found += [Example(c.family, "none", "assistant_turn", t["content"]) for t in c.turns if t["role"] != "user"]
+        if c.category in ("ordinary", "benign_context"):
+            found += [
+                Example(c.family, "none", "assistant_topic", t["content"]) for t in c.turns if t["role"] != "user"
+            ]
         if c.category == "third_party_followup":
             found.append(Example(c.family, "concern", "after_concern", last))
         earlier = [t["content"] for t in c.turns[:-1] if t["role"] == "user"]
@@ -289,6 +296,9 @@ def read_context(data: Path) -> tuple[list[Example], list[Example]]:
     """The context heads' training turns (data/safety/context/ and the train conversations) and the dev turns."""
     own = [Example(f"own:{i}", "none", "assistant_turn", t) for i, t in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
     written = [e for path in sorted((data / "context").glob("*.tsv")) for e in corpus.read_examples(path)]
+    # Whole conversations written for training only: their turns, read like the train split's.
+    for path in sorted((data / "context").glob("*.jsonl")):
+        written += conversation_turns(corpus.read_conversations(path))
     unknown = {e.category for e in written} - set(CONTEXT_HEADS.values())
     if unknown:
         raise CorpusError(
