@@ -114,6 +114,41 @@ def sample_corpus() -> dict:
     }
 
 
+def by_batch() -> dict[str, dict[str, float | int | None]]:
+    """The headline figures of each held-out batch in the test split (family ids start with the batch: h8a-001),
+    so that a batch read for the first time is reported apart from one read before."""
+    from collections import defaultdict
+
+    def batch(family: str) -> str:
+        return family[:2]
+
+    kinds = {
+        "messages": corpus.messages("test"),
+        "conversations": corpus.conversations("test"),
+        "replies": corpus.replies("test"),
+    }
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for kind, items in kinds.items():
+        for item in items:
+            grouped[batch(item.family)][kind].append(item)
+    found = {}
+    for name, items in sorted(grouped.items()):
+        messages = evaluate.message_metrics(items["messages"], safety.assess_message)
+        conversations = evaluate.conversation_metrics(items["conversations"], safety.assess_conversation)
+        output = evaluate.output_metrics(items["replies"], safety.check_output)
+        found[name] = {
+            "messages": messages["n"],
+            "conversations": conversations["n"],
+            "replies": output["n"],
+            "crisis_recall": messages["crisis_recall"],
+            "false_crisis_rate": messages["false_crisis_rate"],
+            "conversation_accuracy": conversations["accuracy"],
+            "output_recall": output["recall"],
+            "output_false_positive_rate": output["false_positive_rate"],
+        }
+    return found
+
+
 def load_seconds(runs: int = 3) -> float:
     """A fresh interpreter: import, load both classifiers and the analyser, answer one message (median of runs)."""
     found = []
@@ -176,6 +211,7 @@ def main() -> None:
     latency = latency_ms([e.text for e in test_messages])
     per_conversation = conversation_latency_ms(corpus.conversations("test"))
     corpus_style = sample_corpus()
+    batches = by_batch()
     load_s = load_seconds()
     model_mb = sum(path.stat().st_size for path in (MESSAGE_MODEL, REPLY_MODEL, CONTEXT_MODEL)) / 1e6
     measured = {
@@ -208,6 +244,7 @@ def main() -> None:
         latency_ms=latency,
         conversation_latency_ms=per_conversation,
         sample_corpus_turns=corpus_style,
+        by_batch=batches,
         stages={
             k: {m: v[m] for m in ("crisis_recall", "false_crisis_rate", "concern_agreement", "none_agreement")}
             for k, v in stages.items()
@@ -223,6 +260,12 @@ def main() -> None:
     for key, value in measured.items():
         print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
     print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
+    for name, b in batches.items():
+        print(
+            f"batch {name}: {b['messages']} messages, {b['conversations']} conversations, {b['replies']} replies: "
+            f"recall {b['crisis_recall']:.3f}, false crisis {b['false_crisis_rate']:.3f}, conversations "
+            f"{b['conversation_accuracy']:.3f}, output {b['output_recall']:.3f} / {b['output_false_positive_rate']:.3f}"
+        )
     print(
         f"the sample corpus's {corpus_style['user_turns']} user turns (none a crisis): false crises "
         f"{corpus_style['false_crisis_alone']:.3f} alone, {corpus_style['false_crisis_in_context']:.3f} in context; "
