@@ -10,6 +10,7 @@ nothing here tunes anything. Only labels, categories and counts are recorded, ne
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import sys
@@ -120,7 +121,8 @@ def by_batch() -> dict[str, dict[str, float | int | None]]:
     from collections import defaultdict
 
     def batch(family: str) -> str:
-        return family[:2]
+        found = re.match(r"h\d+", family)
+        return found.group(0) if found else family.split("-")[0]
 
     kinds = {
         "messages": corpus.messages("test"),
@@ -261,10 +263,14 @@ def main() -> None:
         print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
     print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
     for name, b in batches.items():
+
+        def shown(key: str, b: dict = b) -> str:  # a batch without replies (or without crises) has no such figure
+            return "n/a" if b[key] is None else f"{b[key]:.3f}"
+
         print(
             f"batch {name}: {b['messages']} messages, {b['conversations']} conversations, {b['replies']} replies: "
-            f"recall {b['crisis_recall']:.3f}, false crisis {b['false_crisis_rate']:.3f}, conversations "
-            f"{b['conversation_accuracy']:.3f}, output {b['output_recall']:.3f} / {b['output_false_positive_rate']:.3f}"
+            f"recall {shown('crisis_recall')}, false crisis {shown('false_crisis_rate')}, conversations "
+            f"{shown('conversation_accuracy')}, output {shown('output_recall')} / {shown('output_false_positive_rate')}"
         )
     print(
         f"the sample corpus's {corpus_style['user_turns']} user turns (none a crisis): false crises "
