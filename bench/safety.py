@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,7 +119,6 @@ def sample_corpus() -> dict:
 def by_batch() -> dict[str, dict[str, float | int | None]]:
     """The headline figures of each held-out batch in the test split (family ids start with the batch: h8a-001),
     so that a batch read for the first time is reported apart from one read before."""
-    from collections import defaultdict
 
     def batch(family: str) -> str:
         found = re.match(r"h\d+", family)
@@ -149,6 +149,17 @@ def by_batch() -> dict[str, dict[str, float | int | None]]:
             "output_false_positive_rate": output["false_positive_rate"],
         }
     return found
+
+
+def batch_line(name: str, b: dict) -> str:
+    def shown(key: str) -> str:  # a batch without replies (or without crises) has no such figure
+        return "n/a" if b[key] is None else f"{b[key]:.3f}"
+
+    return (
+        f"batch {name}: {b['messages']} messages, {b['conversations']} conversations, {b['replies']} replies: "
+        f"recall {shown('crisis_recall')}, false crisis {shown('false_crisis_rate')}, conversations "
+        f"{shown('conversation_accuracy')}, output {shown('output_recall')} / {shown('output_false_positive_rate')}"
+    )
 
 
 def load_seconds(runs: int = 3) -> float:
@@ -262,16 +273,8 @@ def main() -> None:
     for key, value in measured.items():
         print(f"{key:28} {value:8.3f}  bar {BARS[key]}  {'met' if met[key] else 'MISSED'}")
     print(f"per conversation: p50 {per_conversation['p50']:.1f} ms, p95 {per_conversation['p95']:.1f} ms")
-    for name, b in batches.items():
-
-        def shown(key: str, b: dict = b) -> str:  # a batch without replies (or without crises) has no such figure
-            return "n/a" if b[key] is None else f"{b[key]:.3f}"
-
-        print(
-            f"batch {name}: {b['messages']} messages, {b['conversations']} conversations, {b['replies']} replies: "
-            f"recall {shown('crisis_recall')}, false crisis {shown('false_crisis_rate')}, conversations "
-            f"{shown('conversation_accuracy')}, output {shown('output_recall')} / {shown('output_false_positive_rate')}"
-        )
+    for name, figures in batches.items():
+        print(batch_line(name, figures))
     print(
         f"the sample corpus's {corpus_style['user_turns']} user turns (none a crisis): false crises "
         f"{corpus_style['false_crisis_alone']:.3f} alone, {corpus_style['false_crisis_in_context']:.3f} in context; "
