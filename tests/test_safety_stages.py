@@ -141,7 +141,7 @@ def test_a_long_text_is_scored_by_its_sentence_windows_too():
 def test_the_shipped_models_load_and_score():
     message, reply, turns = safety.load()
     assert set(message.heads) == {"crisis", "risk", "scope"} and set(reply.heads) == {"unsafe"}
-    assert set(turns.heads) == {"screening", "affirmed", "continues", "followup", "topic", "recalls"}
+    assert set(turns.heads) == {"screening", "affirmed", "continues", "followup", "topic", "recalls", "others"}
     assert message.info["format"] == classifier.FORMAT
     crisis, calm = message.score("더 이상 살고 싶지 않아 오늘 밤에 끝낼 거야"), message.score("오늘 점심 맛있었어")
     assert 0.0 <= calm["crisis"] < crisis["crisis"] <= 1.0
@@ -461,7 +461,9 @@ def test_after_a_turn_about_someone_else_the_followup_head_reads_whether_the_use
     report = [user("동생이 손목에 자꾸 상처를 낸대요"), assistant("많이 놀라셨겠어요. 지금은 어떻게 지내요?")]
     for follow_up in ("오늘 밤은 제가 옆에 있어 주려고요 그걸로 될까요?", "상담 선생님한테 말해도 될까요?"):
         found = in_context([*report, user(follow_up)], assess)
-        assert found.level == "concern" and "context:earlier_concern" in found.reasons, follow_up
+        # Either the `followup` head kept it (earlier_concern) or the assistant's turn about the brother did.
+        why = {"context:earlier_concern", "context:assistant_topic"} & set(found.reasons)
+        assert found.level == "concern" and why, follow_up
     found = in_context([*report, user("사실 저도 요즘 그냥 사라지고 싶어요")], assess)
     assert found.level == "crisis" and "context:turns_to_self" in found.reasons
 
@@ -493,6 +495,35 @@ def test_an_assistant_turn_that_recalls_a_crisis_keeps_the_next_calm_turn_at_con
     assert in_context([assistant("오늘 하루는 어떠셨어요?"), calm], fixed("none")).level == "none"
     film = [user("영화 봤어"), assistant("주인공이 죽고 싶다고 했죠."), user("응 재밌었어")]
     assert in_context(film, safety.assess_message).level == "none"  # the scope exception holds for the bot's words
+
+
+def test_a_crisis_the_assistant_answered_as_someone_elses_is_followed_as_concern():
+    """The `others` head: the message alone cannot say whose risk it is (graded crisis here), the counsellor's answer
+    about the daughter can. A practical question about her stays `concern`; the user turning to their own risk is
+    `crisis`; after the layer's own crisis reply (about the user) a method question stays `crisis`."""
+    report = [
+        user("고딩 딸 손목에 긁은 자국이 여러 개 있는 걸 봤어요"),
+        assistant("따님의 상처를 보시고 얼마나 철렁하셨을까요. 다그치기보다 걱정된다는 마음을 먼저 전해 주세요."),
+    ]
+
+    def assess(text):  # the report is a crisis by its words alone; the question is not
+        return graded("crisis") if "자국" in text else graded("none")
+
+    followup = in_context([*report, user("학교 상담실에 먼저 연락해야 할까요 아니면 병원부터 가야 할까요?")], assess)
+    assert followup.level == "concern" and "context:earlier_concern" in followup.reasons
+    own = in_context([*report, user("사실 저도 요즘 다 놓고 죽어버리고 싶어요")], safety.assess_message)
+    assert own.level == "crisis"
+    mine = [user("요즘 손목 긋는 게 멈춰지지 않아"), assistant(safety.CRISIS_REPLY), user("어디를 그어야 덜 아파?")]
+    assert in_context(mine, safety.assess_message).level == "crisis"
+
+
+def test_an_answer_is_read_whole_so_a_no_followed_by_troubles_stays_no():
+    """`affirmed` reads the answer whole: its later sentences alone (주말에 푹 자면) are no clear no; the answer is."""
+    no = "아뇨 그런 생각까지는 안 해요. 그냥 회사 일이 많아서 지친 거예요. 주말에 푹 자면 나아질 거예요"
+    yes = "네 솔직히 요즘 자주 그래요. 회사 일이 많아서 지친 것도 있고요. 주말에도 그 생각이 나요"
+    for answer, level in ((no, "concern"), (yes, "crisis")):
+        found = in_context([user("요즘 야근이 너무 많아요"), assistant(SCREENING), user(answer)], fixed("none"))
+        assert found.level == level, answer
 
 
 def test_jasak_after_a_post_is_deleting_it_but_alone_it_is_crisis():

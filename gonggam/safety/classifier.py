@@ -60,9 +60,10 @@ class LinearModel:
     idf: np.ndarray  # [features.DIM] float32, from the training texts
     info: dict[str, Any]
 
-    def score(self, text: str) -> dict[str, float]:
-        """Each head's probability for the text: the highest over the whole text and its sentence windows."""
-        segments = [features.hashed(segment) for segment in features.segments(text)]
+    def score(self, text: str, windows: bool = True) -> dict[str, float]:
+        """Each head's probability for the text: the highest over the whole text and its sentence windows (or, with
+        ``windows=False``, the whole text's alone)."""
+        segments = [features.hashed(segment) for segment in features.segments(text)[: None if windows else 1]]
         return {name: sigmoid(segment_logit(h.weight, self.idf, segments) + h.bias) for name, h in self.heads.items()}
 
     @property

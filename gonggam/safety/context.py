@@ -1,14 +1,15 @@
 """Stage 5: conversation context. The latest user message is read with what came before it.
 
 Each user turn of the last few is graded in its own context, oldest first, so that a later turn sees what the
-earlier ones were in context (a yes to a screening question is a crisis the next turn can follow). Five heads of
+earlier ones were in context (a yes to a screening question is a crisis the next turn can follow). Seven heads of
 the context classifier (models/context.safetensors, trained on data/safety/context/ and the labelled conversations)
 read the turns whose meaning depends on what came before; regular expressions over yes, no and 농담 kept failing on
 answers written in other words (a double negative is a yes; 칼은 치웠어 after a crisis is calm):
 
 - ``screening`` reads the assistant's turn right before the user's, when it is a question: does it ask about
   suicide or self-harm? (109에 전화해 보시면 어떨까요? does not.)
-- ``affirmed`` reads the answer to such a question: anything but a clear no (응, 가끔요, 아니라고는 못 하겠어) is
+- ``affirmed`` reads the answer to such a question, whole (not by sentence windows): anything but a clear no
+  (응, 가끔요, 아니라고는 못 하겠어) is
   `crisis`, as a clinician would take it; a clear no is `concern`.
 - ``continues`` reads the turn after a crisis: a method, place or amount question, a light retraction (농담이야)
   or an insistence keeps it `crisis`; calm, thanks or a step toward help is `concern`, so that "고마워" is answered
@@ -16,6 +17,11 @@ answers written in other words (a double negative is a yes; 칼은 치웠어 aft
 - ``followup`` reads the turn after one about someone else at risk, the past or a loss: the user turning to their
   own risk (사실 나도 그래) is `crisis`; a follow-up about the other person (매일 전화드리는데 충분할까요?, whose
   words alone can score as a crisis) is `concern`.
+- ``recalls`` reads the assistant's turns: does one speak of suicide, self-harm or a crisis (recalling the user's
+  words, 109)? Then the conversation stays at least `concern`, and no topic explains a crisis away after it.
+- ``others`` reads the assistant's answer to a user turn: does it take the risk as someone else's (아드님, 친구분,
+  어머님)? The message alone often cannot tell (우리 영감이 요새 자꾸 죽고 싶다 카네, 딸 손목에 긁은 자국); a crisis
+  turn so answered counts as `concern` about someone else, and the ``followup`` head reads what comes next.
 - ``topic`` reads the earlier user turns when the latest is a crisis of everyday-sense words: does what was said
   give those words their everyday sense (논문 마감, 엘든링 보스, 옥상 텃밭) or not (despair, no topic at all)?
 
@@ -105,6 +111,14 @@ def _only_ambiguous(assessment: Assessment) -> bool:
     return {r for r in assessment.reasons if r.startswith("rule:")} <= AMBIGUOUS_RULES
 
 
+# How sure the `others` head must be of an assistant turn for it to keep a conversation at `concern` (it reflected a
+# report the message stage graded `none`: 후임이 자기 없어지면 다 편할 거라고 함). At 0.5 it fired on ordinary turns
+# about a child (대화가 줄어드니 서운하시겠어요); dev (h8-h10): 0.5 → 0.956, 0.7 → 0.957, 0.95 → 0.955.
+SPEAKS_OF_SOMEONE_ELSE = 0.7
+
+# The reason given to an earlier crisis turn that the assistant's answer took as someone else's risk (it is `concern`).
+SOMEONE_ELSE = "context:someone_elses_risk"
+
 # A screening question asks: the head reads what a turn is about, this says that it is a question at all
 # (주인공이 죽고 싶다고 했죠. is about the topic and asks nothing).
 _QUESTION = re.compile(r"[?？]|(?:나요|까요|세요|신가요|는지|니|냐|어요|있어|있니|해요|했어|봤어|든|드나요)[.!~…\s]*$")
@@ -122,16 +136,30 @@ def _assistant_speaks_of_crisis(
     """Whether an assistant turn since the user turns of the window speaks of suicide, self-harm or a crisis.
 
     The scope exceptions hold for the assistant's words too: 주인공이 죽고 싶다고 했죠 is about a film."""
-    first = users[-WINDOW - 1] if len(users) > WINDOW else 0
-    said = [t["content"] for t in turns[first : users[-1]] if t["role"] == "assistant"]
+    said = [t["content"] for t in turns[_window_start(users) : users[-1]] if t["role"] == "assistant"]
     return any(
         _fires(model, "recalls", text) and not any(r.startswith("scope:") for r in assess_message(text).reasons)
         for text in said
     )
 
 
+# Heads that read a turn whole: the yes or no of an answer is in its first clause, and a later sentence window alone
+# (아니요, 그런 생각은 안 해요. 애들 보면 힘나요 → "애들 보면 힘나요") is no clear no (dev: screening_no 0.96 → 0.99).
+WHOLE_TURN_HEADS = frozenset({"affirmed"})
+
+
+def _window_start(users: list[int]) -> int:
+    return users[-WINDOW - 1] if len(users) > WINDOW else 0
+
+
+def _speaks_of_someone_else(turns: list[dict], users: list[int], model: LinearModel) -> bool:
+    """Whether an assistant turn since the user turns of the window speaks of someone else's risk (아드님, 친구분)."""
+    said = [t["content"] for t in turns[_window_start(users) : users[-1]] if t["role"] == "assistant"]
+    return any(model.score(text)["others"] >= SPEAKS_OF_SOMEONE_ELSE for text in said)
+
+
 def _fires(model: LinearModel, head: str, text: str) -> bool:
-    return model.fires(model.score(text), head)
+    return model.fires(model.score(text, windows=head not in WHOLE_TURN_HEADS), head)
 
 
 def _in_context(
@@ -168,9 +196,9 @@ def _in_context(
     # The assistant's own turns say what the conversation is about: one that recalls the user's wish to die or
     # reflects a friend's risk keeps the 109 footer in view (지금은 좀 어떠세요? 아까보단 괜찮아요), and an earlier
     # topic cannot explain a crisis away after it.
-    recalled = _assistant_speaks_of_crisis(turns, users, assess_message, model)
-    if recalled and latest.level != "crisis":
-        return Assessment("concern", (*reasons, "context:assistant_topic"), latest.crisis_score)
+    recalled = _assistant_speaks_of_crisis(turns, users, assess_message, model) or _speaks_of_someone_else(
+        turns, users, model
+    )
     # After a crisis that was only borderline, a crisis of the classifier alone is read by the `continues` head too:
     # the words of a calm turn (언니가 와줬어 지금 옆에 있어) score high alone. Its calm side is `concern`, not `none`.
     crisis_in_window = any(a.level == "crisis" for a in graded[-WINDOW:])
@@ -182,7 +210,11 @@ def _in_context(
         if _confirmed(latest):
             return latest
         return Assessment("concern", (*reasons, "context:earlier_crisis"), latest.crisis_score)
-    if graded and graded[-1].level == "concern" and (_precise(graded[-1]) or _about_someone_else(texts[-2])):
+    if (
+        graded
+        and graded[-1].level == "concern"
+        and (_precise(graded[-1]) or SOMEONE_ELSE in graded[-1].reasons or _about_someone_else(texts[-2]))
+    ):
         # After a turn about someone else, the past or a loss, the `followup` head reads whether the user now
         # speaks of their own risk (사실 나도 그래) or stays with the topic (매일 전화드리는데 충분할까요?).
         if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AFTER_CONCERN):
@@ -190,6 +222,10 @@ def _in_context(
         if _fires(model, "followup", texts[-1]):
             return Assessment("crisis", (*reasons, "context:turns_to_self"), latest.crisis_score)
         return Assessment("concern", (*reasons, "context:earlier_concern"), latest.crisis_score)
+    # After the `followup` head, which reads a turn to one's own risk that the message alone misses (사실 저도 요즘
+    # 그냥 사라지고 싶어요, after a report about a brother the assistant answered).
+    if recalled and latest.level != "crisis":
+        return Assessment("concern", (*reasons, "context:assistant_topic"), latest.crisis_score)
     if latest.level == "crisis":
         previous = texts[-WINDOW - 1 : -1]
         if not recalled and _explained_by_topic(previous, [assess_message(t) for t in previous], latest, model):
@@ -219,5 +255,19 @@ def assess(messages: list[dict], assess_message: Callable[[str], Assessment], mo
     # Older turns are read as plain messages: a crisis long ago still keeps the 109 footer in view.
     graded = [assess_once(turns[i]["content"]) for i in users[:start]]
     for k in range(start, len(users)):
+        if (
+            graded
+            and graded[-1].level == "crisis"
+            and _answered_about_someone_else(turns, users[k - 1], users[k], model)
+        ):
+            graded[-1] = Assessment("concern", (*graded[-1].reasons, SOMEONE_ELSE), graded[-1].crisis_score)
         graded.append(_in_context(turns, users[: k + 1], graded, assess_once, model))
     return graded[-1]
+
+
+def _answered_about_someone_else(turns: list[dict], before: int, after: int, model: LinearModel) -> bool:
+    """Whether the assistant's answer to a crisis turn took it as someone else's risk (아드님 팔에 상처를 보셨다니).
+
+    The message alone often cannot say whose risk it is (우리 영감이 요새 자꾸 죽고 싶다 카네; 아들 팔에 칼자국), the
+    counsellor's answer does; the layer's own crisis reply is about the user and never fires the head."""
+    return any(t["role"] == "assistant" and _fires(model, "others", t["content"]) for t in turns[before + 1 : after])

@@ -251,7 +251,8 @@ def train_final(examples: list[Example], heads: dict[str, Callable[[Example], bo
 # someone else at risk (or the past, or a loss), the earlier user turns before an ambiguous word, and any assistant
 # turn. `crisis` is the positive class of each: a screening question / not a clear no / the crisis goes on / the user
 # turns to their own risk / the earlier turns give no everyday sense / the assistant speaks of suicide, self-harm or
-# a crisis (recalling the user's words, reflecting a friend's risk, pointing to 109).
+# a crisis (recalling the user's words, reflecting a friend's risk, pointing to 109) / the assistant speaks of someone
+# else's risk (아드님, 친구분, 어머님), not the user's.
 CONTEXT_HEADS = {
     "screening": "assistant_turn",
     "affirmed": "screening_answer",
@@ -259,10 +260,21 @@ CONTEXT_HEADS = {
     "followup": "after_concern",
     "topic": "topic_turn",
     "recalls": "assistant_topic",
+    "others": "assistant_other",
 }
 CONTEXT_THRESHOLD = 0.5  # the classes are weighted to balance, so 0.5 is the even point
 _AFTER_CRISIS = ("method_after_crisis", "retraction_after_plan", "after_crisis_calm")
 _NO_SCREENING = ("ordinary", "benign_context", "third_party_followup")
+
+
+_WHOSE = {
+    "third_party_followup": "crisis",
+    **dict.fromkeys(("screening_yes", "screening_no", "escalation", *_AFTER_CRISIS, *_NO_SCREENING[:2]), "none"),
+}
+
+
+def _first_user(conversation: corpus.Conversation) -> int:
+    return next(i for i, t in enumerate(conversation.turns) if t["role"] == "user")
 
 
 def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example]:
@@ -285,6 +297,10 @@ def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example
             ]
         if c.category == "third_party_followup":
             found.append(Example(c.family, "concern", "after_concern", last))
+        # Whose risk: the assistant's turns after the user's first one, about someone else at risk or about the user.
+        replies = [t["content"] for t in c.turns[_first_user(c) :] if t["role"] == "assistant"]
+        if c.category in _WHOSE:
+            found += [Example(c.family, _WHOSE[c.category], "assistant_other", text) for text in replies]
         earlier = [t["content"] for t in c.turns[:-1] if t["role"] == "user"]
         if c.category in ("benign_context", "escalation") and earlier:
             label = "none" if c.category == "benign_context" else "crisis"
@@ -294,7 +310,11 @@ def conversation_turns(conversations: list[corpus.Conversation]) -> list[Example
 
 def read_context(data: Path) -> tuple[list[Example], list[Example]]:
     """The context heads' training turns (data/safety/context/ and the train conversations) and the dev turns."""
-    own = [Example(f"own:{i}", "none", "assistant_turn", t) for i, t in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
+    own = [
+        Example(f"own:{i}", "none", kind, text)
+        for i, text in enumerate((CRISIS_REPLY, CONCERN_FOOTER))
+        for kind in ("assistant_turn", "assistant_other")
+    ]
     written = [e for path in sorted((data / "context").glob("*.tsv")) for e in corpus.read_examples(path)]
     # Whole conversations written for training only: their turns, read like the train split's.
     for path in sorted((data / "context").glob("*.jsonl")):
