@@ -228,3 +228,30 @@ def test_no_training_text_is_also_a_held_out_text():
     long_turns = {text for text in user_turns if len("".join(text.split())) >= 10}
     assert written and not held_out_conversations & {said(c) for c in written}
     assert not held_out_turns & long_turns
+
+
+def test_the_turns_of_ordinary_conversations_train_the_message_classifier_as_none():
+    """Every user turn of an ordinary conversation and the turns before the last of a benign-context one (its last
+    turn is `none` only in its context) are training messages labelled `none`."""
+    from gonggam.safety.train import everyday_turns
+
+    def conversation(category: str, label: str, *texts: str) -> corpus.Conversation:
+        turns = []
+        for i, text in enumerate(texts):
+            turns += [{"role": "user", "content": text}] + (
+                [{"role": "assistant", "content": "그러셨군요."}] * (i < len(texts) - 1)
+            )
+        return corpus.Conversation(f"x-{category}", label, category, tuple(turns))
+
+    found = everyday_turns(
+        [
+            conversation("ordinary", "none", "장 보고 왔어", "강아지 입양할까 봐요"),
+            conversation("benign_context", "none", "캠핑 가요", "번개탄 몇 개 사요?"),
+            conversation("escalation", "crisis", "힘들어", "오늘 끝낼 거야"),
+        ]
+    )
+    assert [(e.label, e.text) for e in found] == [
+        ("none", "장 보고 왔어"),
+        ("none", "강아지 입양할까 봐요"),
+        ("none", "캠핑 가요"),
+    ]

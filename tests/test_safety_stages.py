@@ -533,6 +533,32 @@ def test_jasak_after_a_post_is_deleting_it_but_alone_it_is_crisis():
     assert safety.assess_message("걍 자삭할까 봐").level == "crisis"
 
 
+def test_a_recalled_plan_then_a_retraction_is_still_a_crisis_and_a_calm_answer_is_concern():
+    """An assistant turn that recalls the user's own plan stands for the crisis turn the history lacks: the
+    `continues` head reads the next turn. It does not when the recalled risk is someone else's."""
+    recall = assistant("지난번에 오늘 밤 다 끝내겠다고 하셨던 말이 계속 마음에 걸려요. 지금은 어떠세요?")
+    retraction = in_context([recall, user("아 그거 그냥 해본 말이에요 잊어 주세요")], safety.assess_message)
+    assert retraction.level == "crisis" and "context:crisis_continues" in retraction.reasons
+    calm = in_context([recall, user("약은 언니한테 다 맡겼어요 오늘은 좀 괜찮아요")], safety.assess_message)
+    assert calm.level == "concern"
+
+
+def test_a_named_workplace_does_not_explain_a_plan_after_despair_but_a_deadline_explains_finishing():
+    """The regex cue names 회사 or 논문; the `topic` head must also find an everyday sense in the earlier turns."""
+    bullied = [
+        user("회사 메신저 방에서 팀장이 저만 공개적으로 망신 줘요 아무도 편 안 들어줘요"),
+        assistant("여러 사람 앞에서 그런 일을 겪으셨다니 얼마나 비참하셨을까요."),
+        user("내일 출근하면 회사 옥상 올라가서 다 끝낼 거예요"),
+    ]
+    assert in_context(bullied, safety.assess_message).level == "crisis"
+    thesis = [
+        user("석사 논문 마감이 금요일인데 아직 결론 장을 못 썼어"),
+        assistant("마감이 코앞이라 마음이 급하시겠어요."),
+        user("이번 주 안에 다 끝내버리고 싶다 진짜"),
+    ]
+    assert in_context(thesis, safety.assess_message).level == "none"
+
+
 @pytest.mark.parametrize("answer", ["많이", "조금", "글쎄요"])
 def test_a_one_word_answer_of_degree_is_read_by_the_question_it_answers(answer):
     assert safety.assess_message(answer).level == "none"

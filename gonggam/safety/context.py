@@ -67,10 +67,15 @@ SURE_AGAIN = 0.9
 SURE_AFTER_CONCERN = 0.97
 
 # A classifier this sure of a crisis is not explained away by an earlier topic (0.9 kept 논문 마감 from explaining
-# 오늘 밤에 다 끝내버리고 싶어요; at 1.01 dev escalations were lost: chosen on dev conversations).
-TOPIC_CANNOT_EXPLAIN = 0.99
+# 오늘 밤에 다 끝내버리고 싶어요; at 1.01 dev escalations were lost: chosen on dev conversations). 0.99 still kept
+# 이번 주 안에 다 끝내버리고 싶다 after a thesis or a project (the classifier scores it 0.995): on h8 to h11
+# (dev) 0.999 won benign contexts and lost no escalation.
+TOPIC_CANNOT_EXPLAIN = 0.999
 # The `topic` head's probability that the earlier turns give no everyday sense, below which they do (dev: 0.3).
 TOPIC_EXPLAINS = 0.3
+# When a regular expression names a benign topic (회사, 프로젝트, 캠핑), the `topic` head must not read despair in the
+# same turns: 회사 단톡방에서 저격당했어요 names the workplace and is no everyday sense for 회사 옥상 가서 끝낼 거예요.
+TOPIC_CUE_EXPLAINS = 0.5
 # Rules whose words have an everyday sense (끝내다, 번개탄, 몇 알): an earlier benign topic can explain them.
 AMBIGUOUS_RULES = frozenset(
     {"rule:ending_it", "rule:charcoal_or_gas", "rule:pills_or_poison", "rule:method_seeking", "rule:self_deletion"}
@@ -104,7 +109,10 @@ def _explained_by_topic(
     if latest.crisis_score >= TOPIC_CANNOT_EXPLAIN:
         return False
     said = " ".join(previous)
-    return "topic" in rules.scope_cues(morph.sentences(said)) or model.score(said)["topic"] < TOPIC_EXPLAINS
+    no_everyday_sense = model.score(said)["topic"]
+    if "topic" in rules.scope_cues(morph.sentences(said)):
+        return no_everyday_sense < TOPIC_CUE_EXPLAINS
+    return no_everyday_sense < TOPIC_EXPLAINS
 
 
 def _only_ambiguous(assessment: Assessment) -> bool:
@@ -115,6 +123,10 @@ def _only_ambiguous(assessment: Assessment) -> bool:
 # report the message stage graded `none`: 후임이 자기 없어지면 다 편할 거라고 함). At 0.5 it fired on ordinary turns
 # about a child (대화가 줄어드니 서운하시겠어요); dev (h8-h10): 0.5 → 0.956, 0.7 → 0.957, 0.95 → 0.955.
 SPEAKS_OF_SOMEONE_ELSE = 0.7
+# An assistant turn that recalls the user's own crisis (not someone else's) stands for the crisis turn when that is
+# not in the history: the `continues` head reads the next turn (그냥 해본 소리예요 is a retraction; 며느리한테
+# 맡겼어 is calm). Dev (h8 to h11) conversations +0.2 pt.
+RECALL_AS_CRISIS = True
 
 # The reason given to an earlier crisis turn that the assistant's answer took as someone else's risk (it is `concern`).
 SOMEONE_ELSE = "context:someone_elses_risk"
@@ -196,9 +208,9 @@ def _in_context(
     # The assistant's own turns say what the conversation is about: one that recalls the user's wish to die or
     # reflects a friend's risk keeps the 109 footer in view (지금은 좀 어떠세요? 아까보단 괜찮아요), and an earlier
     # topic cannot explain a crisis away after it.
-    recalled = _assistant_speaks_of_crisis(turns, users, assess_message, model) or _speaks_of_someone_else(
-        turns, users, model
-    )
+    recalls_crisis = _assistant_speaks_of_crisis(turns, users, assess_message, model)
+    about_others = _speaks_of_someone_else(turns, users, model)
+    recalled = recalls_crisis or about_others
     # After a crisis that was only borderline, a crisis of the classifier alone is read by the `continues` head too:
     # the words of a calm turn (언니가 와줬어 지금 옆에 있어) score high alone. Its calm side is `concern`, not `none`.
     crisis_in_window = any(a.level == "crisis" for a in graded[-WINDOW:])
@@ -224,6 +236,12 @@ def _in_context(
         return Assessment("concern", (*reasons, "context:earlier_concern"), latest.crisis_score)
     # After the `followup` head, which reads a turn to one's own risk that the message alone misses (사실 저도 요즘
     # 그냥 사라지고 싶어요, after a report about a brother the assistant answered).
+    if RECALL_AS_CRISIS and recalls_crisis and not about_others and not crisis_in_window:
+        if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AGAIN):
+            return latest
+        if _fires(model, "continues", texts[-1]):
+            return Assessment("crisis", (*reasons, "context:crisis_continues"), latest.crisis_score)
+        return Assessment("concern", (*reasons, "context:assistant_topic"), latest.crisis_score)
     if recalled and latest.level != "crisis":
         return Assessment("concern", (*reasons, "context:assistant_topic"), latest.crisis_score)
     if latest.level == "crisis":

@@ -362,6 +362,29 @@ def train_context(train: list[Example], dev: list[Example]) -> LinearModel:
     return LinearModel({n: Head(w, b, CONTEXT_THRESHOLD) for n, (w, b) in fitted.items()}, idf, info)
 
 
+def _training_conversations(data: Path) -> list[corpus.Conversation]:
+    written = [c for path in sorted((data / "context").glob("*.jsonl")) for c in corpus.read_conversations(path)]
+    return written + corpus.conversations("train", data)
+
+
+def everyday_turns(conversations: list[corpus.Conversation]) -> list[Example]:
+    """The user turns of the labelled conversations that are `none` read alone: every turn of an ordinary one, the
+    turns before the last of a benign-context one (its last turn is `none` only in its context).
+
+    They teach the message classifier what people say in the middle of a conversation with no risk (이제 성실하게
+    갚기만 하면 돼요 마음이 좀 가벼워요, 요즘은 강아지 입양할까 생각 중이에요): the risk head read such plans and
+    reliefs as recovery talk, `concern`. Dev conversations' turns train the final model only with the other dev
+    data's weight: the thresholds are chosen on dev *messages*, which these are not."""
+    found = []
+    for c in conversations:
+        if c.category not in ("ordinary", "benign_context"):
+            continue
+        users = [t["content"] for t in c.turns if t["role"] == "user"]
+        kept = users if c.category == "ordinary" else users[:-1]
+        found += [Example(c.family, "none", "conversation_turn", text) for text in kept]
+    return found
+
+
 def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example], list[Example]]:
     """Training messages (train split, train_extra/, --extra), training replies, and the extra files' messages."""
     messages, replies = corpus.messages("train", data), corpus.replies("train", data)
@@ -371,6 +394,7 @@ def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], l
     for path in sorted((data / "train_extra").glob("*.tsv")):
         examples = corpus.read_examples(path)
         (replies if path.stem.endswith("replies") else messages).extend(examples)
+    messages += everyday_turns(_training_conversations(data) + corpus.conversations("dev", data))
     extra = []
     for path in extra_files:
         found, skipped = corpus.read_extra(path)
