@@ -47,18 +47,18 @@ class Conversation:
 
 
 # Families of the held-out batch: written by writers who saw neither the detector nor this corpus, committed before
-# the detector was measured on it. It is the test split, and only it (h11: twenty-six writers, 2026-11-26).
-HELD_OUT_PREFIXES = ("h11",)
+# the detector was measured on it. It is the test split, and only it (h12: thirty-one writers, 2026-11-26).
+HELD_OUT_PREFIXES = ("h12",)
 # Earlier held-out batches: measured and then looked at, so they choose settings now (dev), never train. h8 to h10
-# were read with one layer (d66cf63) and then became the dev batches that chose the next one.
-RETIRED_HELD_OUT_PREFIXES = ("h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9", "h10")
+# were read with one layer (d66cf63), h11 with the next (765884c); each then became dev and chose the next layer.
+RETIRED_HELD_OUT_PREFIXES = ("h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9", "h10", "h11")
 
 
 def split_of(family: str) -> str:
     """The test split is the held-out batch; the other families go 75% train, 25% dev by a hash of their id.
 
     The hash keeps a family's split independent of the others. Buckets 15–19 were the first test split, then the
-    ``h2`` to ``h10`` batches; each was measured and looked at and became dev when a new held-out batch
+    ``h2`` to ``h11`` batches; each was measured and looked at and became dev when a new held-out batch
     replaced it (2026-11-25, 2026-11-26).
     """
     if family.startswith(HELD_OUT_PREFIXES):
