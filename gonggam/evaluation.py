@@ -673,8 +673,8 @@ def run_evaluation(
     if output is not None:
         check_output(output, COMMAND, legacy=REPORT_FILES)  # before the model runs, not after
     dialogues = read_dialogues(data, limit)
-    safety = safety_metrics()
     metrics, samples = evaluate_model(model, adapter, dialogues, engine=engine, **options)
+    safety = safety_metrics()  # after the model loaded: a missing model fails at once, not after the test split
     metrics["data"] = {
         "path": str(data),
         "dialogues": len(dialogues),

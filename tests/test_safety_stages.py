@@ -80,6 +80,20 @@ def test_exceptions_are_the_scope_decisions_and_mask_the_crisis_rules():
 
 
 @pytest.mark.parametrize(
+    ("text", "is_threat"),
+    [
+        ("넌 오늘 죽었어 ㅋㅋ", True),
+        ("니 진짜 죽는다", True),
+        ("너 없으면 죽을래", False),
+        ("그러니 죽을래", False),
+    ],
+)
+def test_a_threat_to_the_person_addressed_is_an_exception_only_right_before_the_verb(text, is_threat):
+    names = {h.name for h in rules.message_hits(normalise_view(text))}
+    assert ("threat_to_someone" in names) is is_threat, names
+
+
+@pytest.mark.parametrize(
     ("text", "cue"),
     [
         ("딸 일기장에 죽고 싶다고 적혀 있어요", "third_party"),
@@ -541,6 +555,16 @@ def test_a_recalled_plan_then_a_retraction_is_still_a_crisis_and_a_calm_answer_i
     assert retraction.level == "crisis" and "context:crisis_continues" in retraction.reasons
     calm = in_context([recall, user("약은 언니한테 다 맡겼어요 오늘은 좀 괜찮아요")], safety.assess_message)
     assert calm.level == "concern"
+
+
+def test_an_everyday_opening_never_explains_a_sure_crisis_away():
+    """A fight with a friend is no everyday sense for swallowing saved-up pills: a crisis the classifier is sure of
+    (TOPIC_CANNOT_EXPLAIN) stays a crisis whatever the `topic` head reads in the turns before."""
+    turns = [user("친구랑 싸워서 마음이 복잡해"), assistant("그러셨군요. 많이 속상하셨겠어요."), user(CRISIS_PILLS)]
+    assert in_context(turns, safety.assess_message).level == "crisis"
+
+
+CRISIS_PILLS = "오늘 밤에 모아둔 수면제를 전부 삼킬 거야"
 
 
 def test_a_named_workplace_does_not_explain_a_plan_after_despair_but_a_deadline_explains_finishing():

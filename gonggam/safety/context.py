@@ -53,7 +53,7 @@ from collections.abc import Callable
 
 from gonggam.safety import morph, rules
 from gonggam.safety.classifier import LinearModel
-from gonggam.safety.replies import Assessment
+from gonggam.safety.replies import CRISIS_REPLY, Assessment
 
 WINDOW = 3  # user turns read together with the latest one, and how far back an earlier crisis is followed
 HISTORY = 6  # user turns graded in context; older ones are graded as plain messages
@@ -67,10 +67,11 @@ SURE_AGAIN = 0.9
 SURE_AFTER_CONCERN = 0.97
 
 # A classifier this sure of a crisis is not explained away by an earlier topic (0.9 kept 논문 마감 from explaining
-# 오늘 밤에 다 끝내버리고 싶어요; at 1.01 dev escalations were lost: chosen on dev conversations). 0.99 still kept
-# 이번 주 안에 다 끝내버리고 싶다 after a thesis or a project (the classifier scores it 0.995): on h8 to h11
-# (dev) 0.999 won benign contexts and lost no escalation.
-TOPIC_CANNOT_EXPLAIN = 0.999
+# 오늘 밤에 다 끝내버리고 싶어요; at 1.01 dev escalations were lost: chosen on dev conversations). 0.99 keeps
+# 이번 주 안에 다 끝내버리고 싶다 after a thesis or a project (the classifier scores it 0.995); on h8 to h11
+# (dev) 0.999 won benign contexts, but it let 친구랑 싸워서 마음이 복잡해 explain 오늘 밤에 모아둔 수면제를 전부
+# 삼킬 거야 (0.9989) away: a weak topic reading must never lower a crisis that sure, so it stays 0.99.
+TOPIC_CANNOT_EXPLAIN = 0.99
 # The `topic` head's probability that the earlier turns give no everyday sense, below which they do (dev: 0.3).
 TOPIC_EXPLAINS = 0.3
 # When a regular expression names a benign topic (회사, 프로젝트, 캠핑), the `topic` head must not read despair in the
@@ -167,7 +168,7 @@ def _window_start(users: list[int]) -> int:
 def _speaks_of_someone_else(turns: list[dict], users: list[int], model: LinearModel) -> bool:
     """Whether an assistant turn since the user turns of the window speaks of someone else's risk (아드님, 친구분)."""
     said = [t["content"] for t in turns[_window_start(users) : users[-1]] if t["role"] == "assistant"]
-    return any(model.score(text)["others"] >= SPEAKS_OF_SOMEONE_ELSE for text in said)
+    return any(not _layers_own(text) and model.score(text)["others"] >= SPEAKS_OF_SOMEONE_ELSE for text in said)
 
 
 def _fires(model: LinearModel, head: str, text: str) -> bool:
@@ -288,4 +289,12 @@ def _answered_about_someone_else(turns: list[dict], before: int, after: int, mod
 
     The message alone often cannot say whose risk it is (우리 영감이 요새 자꾸 죽고 싶다 카네; 아들 팔에 칼자국), the
     counsellor's answer does; the layer's own crisis reply is about the user and never fires the head."""
-    return any(t["role"] == "assistant" and _fires(model, "others", t["content"]) for t in turns[before + 1 : after])
+    return any(
+        t["role"] == "assistant" and not _layers_own(t["content"]) and _fires(model, "others", t["content"])
+        for t in turns[before + 1 : after]
+    )
+
+
+def _layers_own(text: str) -> bool:
+    """The layer's fixed crisis reply: about the user, whatever a head reads in its sentence about 가까운 사람."""
+    return text.strip() == CRISIS_REPLY.strip()

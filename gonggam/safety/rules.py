@@ -264,6 +264,14 @@ _EXCEPTIONS: tuple[_Rule, ...] = (
         r"(?:글|게시물|게시글|댓글|포스트|사진|계정|영상|트윗|피드|스토리|프사)(?:을|를|은|는|도|다|좀|그냥|빨리"
         r"|바로|싹|전부)*(?P<m>자삭)",
     ),
+    # A threat or a tease addressed to someone else (너 죽을래?, 니 진짜 죽는다): the speaker is not the one at risk.
+    # Only 너/니/넌 right before the verb (one adverb between at most): 너없으면죽을래 is not this.
+    _rule(
+        "threat_to_someone",
+        "none",
+        r"(?<![가-힣])(?:너|니|넌|느그|너네)(?:진짜|진심|정말|오늘|또|이번엔|한번만더)?"
+        r"(?P<m>죽을래|죽는다|죽었다|죽었어|뒤질래|뒤진다|맞아죽)",
+    ),
     _rule("obsession_idiom", "none", r"(?<!나무)(?<!문고리)(?<!천장)(?:에게|한테|에|께)(?P<m>목을?매)(?!달)"),
     _rule("rummaging", "none", r"(?:을|를|서랍|가방|폰|쓰레기통|냉장고)(?P<m>뒤지)(?=고)"),
     _rule(
