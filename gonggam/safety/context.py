@@ -124,10 +124,6 @@ def _only_ambiguous(assessment: Assessment) -> bool:
 # report the message stage graded `none`: 후임이 자기 없어지면 다 편할 거라고 함). At 0.5 it fired on ordinary turns
 # about a child (대화가 줄어드니 서운하시겠어요); dev (h8-h10): 0.5 → 0.956, 0.7 → 0.957, 0.95 → 0.955.
 SPEAKS_OF_SOMEONE_ELSE = 0.7
-# An assistant turn that recalls the user's own crisis (not someone else's) stands for the crisis turn when that is
-# not in the history: the `continues` head reads the next turn (그냥 해본 소리예요 is a retraction; 며느리한테
-# 맡겼어 is calm). Dev (h8 to h11) conversations +0.2 pt.
-RECALL_AS_CRISIS = True
 
 # The reason given to an earlier crisis turn that the assistant's answer took as someone else's risk (it is `concern`).
 SOMEONE_ELSE = "context:someone_elses_risk"
@@ -237,7 +233,10 @@ def _in_context(
         return Assessment("concern", (*reasons, "context:earlier_concern"), latest.crisis_score)
     # After the `followup` head, which reads a turn to one's own risk that the message alone misses (사실 저도 요즘
     # 그냥 사라지고 싶어요, after a report about a brother the assistant answered).
-    if RECALL_AS_CRISIS and recalls_crisis and not about_others and not crisis_in_window:
+    # An assistant turn that recalls the user's own crisis (not someone else's) stands for the crisis turn when that
+    # is not in the history: `continues` reads the next turn (그냥 해본 소리예요 is a retraction; 며느리한테 맡겼어 is
+    # calm). Dev (h8 to h11) conversations +0.2 pt.
+    if recalls_crisis and not about_others and not crisis_in_window:
         if latest.level == "crisis" and (latest.by_rule or latest.crisis_score >= SURE_AGAIN):
             return latest
         if _fires(model, "continues", texts[-1]):
