@@ -385,15 +385,12 @@ def everyday_turns(conversations: list[corpus.Conversation]) -> list[Example]:
     return found
 
 
-def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example], list[Example]]:
-    """Training messages (train split, train_extra/, --extra), training replies, and the extra files' messages."""
-    messages, replies = corpus.messages("train", data), corpus.replies("train", data)
-    # The layer's own texts end up in histories and dumps: they must read as safe to both classifiers.
-    own = [Example(f"own:{i}", "none", "own_text", text) for i, text in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
-    messages, replies = messages + own, replies + own
+def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], list[Example]]:
+    """Training messages (train split, train_extra/, --extra) and the extra files' messages."""
+    messages = corpus.messages("train", data) + _own_texts()
     for path in sorted((data / "train_extra").glob("*.tsv")):
-        examples = corpus.read_examples(path)
-        (replies if path.stem.endswith("replies") else messages).extend(examples)
+        if not path.stem.endswith("replies"):
+            messages.extend(corpus.read_examples(path))
     messages += everyday_turns(_training_conversations(data) + corpus.conversations("dev", data))
     extra = []
     for path in extra_files:
@@ -402,14 +399,25 @@ def read_training(data: Path, extra_files: list[Path]) -> tuple[list[Example], l
         if skipped:
             shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
             print(f"warning: {path}: skipped {len(skipped)} malformed line(s): line {shown}", file=sys.stderr)
-    return messages + extra, replies, extra
+    return messages + extra, extra
 
 
-def train_models(args: argparse.Namespace) -> dict[str, LinearModel]:
-    """The three classifiers, from the corpus and the --extra files (CorpusError: data it cannot learn from)."""
-    messages, replies, extra = read_training(args.data, args.extra)
-    dev_messages, dev_replies = corpus.messages("dev", args.data), corpus.replies("dev", args.data)
-    context_train, context_dev = read_context(args.data)
+def read_replies(data: Path) -> list[Example]:
+    """Training replies: the train split and data/safety/train_extra/*replies.tsv."""
+    replies = corpus.replies("train", data) + _own_texts()
+    for path in sorted((data / "train_extra").glob("*replies.tsv")):
+        replies.extend(corpus.read_examples(path))
+    return replies
+
+
+def _own_texts() -> list[Example]:
+    """The layer's own texts end up in histories and dumps: they must read as safe to both classifiers."""
+    return [Example(f"own:{i}", "none", "own_text", text) for i, text in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
+
+
+def train_message_model(args: argparse.Namespace) -> LinearModel:
+    messages, extra = read_training(args.data, args.extra)
+    dev_messages = corpus.messages("dev", args.data)
     print(f"message classifier: {len(messages)} training and {len(dev_messages)} dev messages", file=sys.stderr)
     precision = rule_precision(messages, analyse(messages))
     signals = signal_rules(precision)
@@ -422,13 +430,34 @@ def train_models(args: argparse.Namespace) -> dict[str, LinearModel]:
         "signal_rules": sorted(signals),
         "rule_precision": precision,
     }
-    message_model = train_final(messages + dev_messages, MESSAGE_HEADS, tuned, info)
+    return train_final(messages + dev_messages, MESSAGE_HEADS, tuned, info)
+
+
+def train_reply_and_context_models(data: Path) -> tuple[LinearModel, LinearModel]:
+    replies, dev_replies = read_replies(data), corpus.replies("dev", data)
     print(f"reply classifier: {len(replies)} training and {len(dev_replies)} dev replies", file=sys.stderr)
     tuned = tune_replies(replies, dev_replies)
     heads = {"unsafe": lambda e: e.label == "crisis"}
     reply_model = train_final(replies + dev_replies, heads, tuned, {"kind": "replies"})
+    context_train, context_dev = read_context(data)
     print(f"context classifier: {len(context_train)} training and {len(context_dev)} dev turns", file=sys.stderr)
-    return {"messages": message_model, "replies": reply_model, "context": train_context(context_train, context_dev)}
+    return reply_model, train_context(context_train, context_dev)
+
+
+def train_models(args: argparse.Namespace) -> dict[str, LinearModel]:
+    """The three classifiers, from the corpus and the --extra files (CorpusError: data it cannot learn from).
+
+    The reply and context classifiers share nothing with the message classifier, so a second process trains them
+    while this one trains the messages' (liblinear and the morphological analyser use one core each). Each model is
+    the same computation as in one process, so the files stay byte for byte the same."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        others = pool.submit(train_reply_and_context_models, args.data)
+        message_model = train_message_model(args)
+        reply_model, context_model = others.result()
+    return {"messages": message_model, "replies": reply_model, "context": context_model}
 
 
 def main(argv: list[str] | None = None) -> int:
