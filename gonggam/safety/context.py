@@ -145,10 +145,9 @@ def _assistant_speaks_of_crisis(
     """Whether an assistant turn since the user turns of the window speaks of suicide, self-harm or a crisis.
 
     The scope exceptions hold for the assistant's words too: 주인공이 죽고 싶다고 했죠 is about a film."""
-    said = [t["content"] for t in turns[_window_start(users) : users[-1]] if t["role"] == "assistant"]
     return any(
         _fires(model, "recalls", text) and not any(r.startswith("scope:") for r in assess_message(text).reasons)
-        for text in said
+        for text in _assistant_turns_in_window(turns, users)
     )
 
 
@@ -157,14 +156,18 @@ def _assistant_speaks_of_crisis(
 WHOLE_TURN_HEADS = frozenset({"affirmed"})
 
 
-def _window_start(users: list[int]) -> int:
-    return users[-WINDOW - 1] if len(users) > WINDOW else 0
+def _assistant_turns_in_window(turns: list[dict], users: list[int]) -> list[str]:
+    """The assistant's turns since the first user turn of the window, before the latest user turn."""
+    start = users[-WINDOW - 1] if len(users) > WINDOW else 0
+    return [t["content"] for t in turns[start : users[-1]] if t["role"] == "assistant"]
 
 
 def _speaks_of_someone_else(turns: list[dict], users: list[int], model: LinearModel) -> bool:
     """Whether an assistant turn since the user turns of the window speaks of someone else's risk (아드님, 친구분)."""
-    said = [t["content"] for t in turns[_window_start(users) : users[-1]] if t["role"] == "assistant"]
-    return any(not _layers_own(text) and model.score(text)["others"] >= SPEAKS_OF_SOMEONE_ELSE for text in said)
+    return any(
+        not _layers_own(text) and model.score(text)["others"] >= SPEAKS_OF_SOMEONE_ELSE
+        for text in _assistant_turns_in_window(turns, users)
+    )
 
 
 def _fires(model: LinearModel, head: str, text: str) -> bool:
@@ -269,6 +272,8 @@ def assess(messages: list[dict], assess_message: Callable[[str], Assessment], mo
             seen[text] = assess_message(text)
         return seen[text]
 
+    model = _ScoredOnce(model)
+
     start = max(0, len(users) - HISTORY)
     # Older turns are read as plain messages: a crisis long ago still keeps the 109 footer in view.
     graded = [assess_once(turns[i]["content"]) for i in users[:start]]
@@ -297,3 +302,21 @@ def _answered_about_someone_else(turns: list[dict], before: int, after: int, mod
 def _layers_own(text: str) -> bool:
     """The layer's fixed crisis reply: about the user, whatever a head reads in its sentence about 가까운 사람."""
     return text.strip() == CRISIS_REPLY.strip()
+
+
+class _ScoredOnce:
+    """The context model for one conversation, each text's head scores computed once: every assistant turn in the
+    window is read by several questions (screening, recalls, others) for each later user turn."""
+
+    def __init__(self, model: LinearModel):
+        self._model = model
+        self._scores: dict[tuple[str, bool], dict[str, float]] = {}
+
+    def score(self, text: str, windows: bool = True) -> dict[str, float]:
+        key = (text, windows)
+        if key not in self._scores:
+            self._scores[key] = self._model.score(text, windows=windows)
+        return self._scores[key]
+
+    def fires(self, scores: dict[str, float], head: str) -> bool:
+        return self._model.fires(scores, head)
