@@ -6,8 +6,8 @@ plain causal LM (loss on every token) on dialogues from `data_prep.synth`, which
 sample's sentences by major emotion, rendered with the project's chat template (each reply ending in EOS).
 The model learns whole sentences, the prompt format and where a reply ends, as the real base knows them before
 its LoRA stage. What it learns of emotion stays with the sample's own user lines: on messages it has not seen its
-replies fit the emotion no better than chance (bench/README.md, demo model). It shows the pipeline, not 5.8B
-quality.
+replies fit the emotion no better than chance, and a reply is no likelier after a line of its own emotion than after
+one of another (bench/demo_conditioning.py; bench/README.md, demo model). It shows the pipeline, not 5.8B quality.
 
 Deterministic for a seed (the corpus, the order of the blocks, the initialisation) on a machine with the same
 number of torch threads; another thread count sums in another order and ends a little apart.
