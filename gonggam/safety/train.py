@@ -42,6 +42,12 @@ THRESHOLDS = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 
 
 _segments: dict[str, list[np.ndarray]] = {}
+# One progress bar on the terminal, the main process's: the worker's redrawn next to it would garble both lines.
+_show_progress = True
+
+
+def progress(items: list, desc: str):
+    return tqdm(items, desc=desc, leave=False) if _show_progress else items
 
 
 def segments_of(text: str) -> list[np.ndarray]:
@@ -55,7 +61,7 @@ def analyse(examples: list[Example]) -> list[tuple]:
     """The rules' evidence for each message, its features computed in the same pass (the lemma view is cached per
     text only briefly, so the two readings of a message must follow each other)."""
     evidence = []
-    for example in tqdm(examples, desc="messages", leave=False):
+    for example in progress(examples, "messages"):
         segments_of(example.text)
         evidence.append(combine.rule_evidence(example.text))
     return evidence
@@ -65,7 +71,7 @@ class Featurised:
     """Each text's bucket indices: the whole text (training rows) and its segments (scoring, as the layer does)."""
 
     def __init__(self, texts: list[str], desc: str):
-        self.segments = [segments_of(t) for t in tqdm(texts, desc=desc, leave=False)]
+        self.segments = [segments_of(t) for t in progress(texts, desc)]
 
     def matrix(self, idf: np.ndarray):
         from scipy.sparse import csr_matrix
@@ -415,9 +421,9 @@ def _own_texts() -> list[Example]:
     return [Example(f"own:{i}", "none", "own_text", text) for i, text in enumerate((CRISIS_REPLY, CONCERN_FOOTER))]
 
 
-def train_message_model(args: argparse.Namespace) -> LinearModel:
-    messages, extra = read_training(args.data, args.extra)
-    dev_messages = corpus.messages("dev", args.data)
+def train_message_model(
+    messages: list[Example], dev_messages: list[Example], extra: list[Example], extra_files: list[Path]
+) -> LinearModel:
     print(f"message classifier: {len(messages)} training and {len(dev_messages)} dev messages", file=sys.stderr)
     precision = rule_precision(messages, analyse(messages))
     signals = signal_rules(precision)
@@ -425,7 +431,7 @@ def train_message_model(args: argparse.Namespace) -> LinearModel:
     tuned = tune_messages(messages, dev_messages, signals)
     info = {
         "kind": "messages",
-        "extra_files": [p.name for p in args.extra],
+        "extra_files": [p.name for p in extra_files],
         "extra_examples": len(extra),
         "signal_rules": sorted(signals),
         "rule_precision": precision,
@@ -433,30 +439,61 @@ def train_message_model(args: argparse.Namespace) -> LinearModel:
     return train_final(messages + dev_messages, MESSAGE_HEADS, tuned, info)
 
 
-def train_reply_and_context_models(data: Path) -> tuple[LinearModel, LinearModel]:
-    replies, dev_replies = read_replies(data), corpus.replies("dev", data)
+def train_reply_and_context_models(
+    replies: list[Example], dev_replies: list[Example], context_train: list[Example], context_dev: list[Example]
+) -> tuple[LinearModel, LinearModel]:
     print(f"reply classifier: {len(replies)} training and {len(dev_replies)} dev replies", file=sys.stderr)
     tuned = tune_replies(replies, dev_replies)
     heads = {"unsafe": lambda e: e.label == "crisis"}
     reply_model = train_final(replies + dev_replies, heads, tuned, {"kind": "replies"})
-    context_train, context_dev = read_context(data)
     print(f"context classifier: {len(context_train)} training and {len(context_dev)} dev turns", file=sys.stderr)
     return reply_model, train_context(context_train, context_dev)
+
+
+def _train_in_worker(sender, *data: list[Example]) -> None:
+    """The reply and context classifiers, sent back through a pipe (a CorpusError too, for the parent to report)."""
+    global _show_progress
+    _show_progress = False
+    try:
+        sender.send(("done", train_reply_and_context_models(*data)))
+    except CorpusError as error:
+        sender.send(("error", error))
+    finally:
+        sender.close()
 
 
 def train_models(args: argparse.Namespace) -> dict[str, LinearModel]:
     """The three classifiers, from the corpus and the --extra files (CorpusError: data it cannot learn from).
 
-    The reply and context classifiers share nothing with the message classifier, so a second process trains them
-    while this one trains the messages' (liblinear and the morphological analyser use one core each). Each model is
-    the same computation as in one process, so the files stay byte for byte the same."""
+    Every file is read first, so bad input stops the command before any training. The reply and context classifiers
+    share nothing with the message classifier, so a second process trains them while this one trains the messages'
+    (liblinear and the morphological analyser use one core each); each model is the same computation as in one
+    process, so the files stay byte for byte the same."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        others = pool.submit(train_reply_and_context_models, args.data)
-        message_model = train_message_model(args)
-        reply_model, context_model = others.result()
+    messages, extra = read_training(args.data, args.extra)
+    dev_messages = corpus.messages("dev", args.data)
+    replies = (read_replies(args.data), corpus.replies("dev", args.data))
+    context = read_context(args.data)
+    context_ = multiprocessing.get_context("spawn")
+    receiver, sender = context_.Pipe(duplex=False)
+    worker = context_.Process(target=_train_in_worker, args=(sender, *replies, *context), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        message_model = train_message_model(messages, dev_messages, extra, args.extra)
+        try:
+            outcome, result = receiver.recv()
+        except EOFError:
+            raise RuntimeError(
+                "the process training the reply and context classifiers ended without a result"
+            ) from None
+        if outcome == "error":
+            raise result
+        reply_model, context_model = result
+    finally:  # an error here must not wait for the worker's minutes of training
+        worker.terminate()
+        worker.join()
     return {"messages": message_model, "replies": reply_model, "context": context_model}
 
 
